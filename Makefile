@@ -1,0 +1,96 @@
+# pgsse: the two commands a newcomer needs are `make run` and `make test`.
+#
+# When DATABASE_URL is unset, `make run` and `make psql` use a private PostgreSQL cluster kept in
+# .pgsse/ (ignored by git), listening on 127.0.0.1:$(PGPORT) only. Running them again reuses it.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PGPORT ?= 54329
+PGDB ?= pgsse
+CLUSTER_DIR := $(CURDIR)/.pgsse
+PGDATA := $(CLUSTER_DIR)/data
+LOCAL_DATABASE_URL := postgres://postgres@127.0.0.1:$(PGPORT)/$(PGDB)
+
+# PostgreSQL's server programs: on PATH, or the newest under /usr/lib/postgresql/*/bin (Debian).
+PG_BIN = $(shell d=$$(dirname "$$(command -v initdb 2>/dev/null)" 2>/dev/null); \
+	if [ -n "$$d" ] && [ -x "$$d/pg_ctl" ]; then echo "$$d"; \
+	else ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; fi)
+
+# initdb and postgres refuse to run as root; as root they run as the `postgres` user.
+AS_PG = $(if $(filter 0,$(shell id -u)),runuser -u postgres --,)
+
+.PHONY: help run build test bench lint psql db db-stop postgres-installed browser-installed clean-db
+
+help:
+	@echo "make run       start the gateway (and a private PostgreSQL if DATABASE_URL is unset)"
+	@echo "make test      run every test (starts its own throwaway PostgreSQL)"
+	@echo "make psql      psql on the gateway's database; pipe SQL into it or type it"
+	@echo "make db-stop   stop the private PostgreSQL"
+	@echo "make lint      cargo fmt --check and clippy"
+
+ifdef DATABASE_URL
+run:
+	cargo run -- $(ARGS)
+
+psql:
+	@psql "$(DATABASE_URL)"
+else
+run: db
+	DATABASE_URL="$(LOCAL_DATABASE_URL)" cargo run -- $(ARGS)
+
+psql: db
+	@psql "$(LOCAL_DATABASE_URL)"
+endif
+
+build:
+	cargo build
+
+test: postgres-installed
+	cargo test --all-targets -- --nocapture --test-threads 4
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+# Starts (creating on first use) the private cluster and its database.
+db: postgres-installed
+	@bin="$(PG_BIN)"; \
+	if [ ! -f "$(PGDATA)/PG_VERSION" ]; then \
+		echo "pgsse: creating a private PostgreSQL cluster in .pgsse/"; \
+		mkdir -p "$(CLUSTER_DIR)"; \
+		if [ "$$(id -u)" = 0 ]; then chown postgres "$(CLUSTER_DIR)"; fi; \
+		if ! $(AS_PG) test -w "$(CLUSTER_DIR)"; then \
+			echo "pgsse: the postgres user cannot write $(CLUSTER_DIR); move the checkout somewhere it can reach, or set DATABASE_URL" >&2; \
+			exit 1; \
+		fi; \
+		$(AS_PG) "$$bin/initdb" -D "$(PGDATA)" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$(CLUSTER_DIR)/initdb.log"; \
+	fi; \
+	if ! $(AS_PG) "$$bin/pg_ctl" -D "$(PGDATA)" status >/dev/null 2>&1; then \
+		echo "pgsse: starting PostgreSQL on 127.0.0.1:$(PGPORT)"; \
+		$(AS_PG) "$$bin/pg_ctl" -D "$(PGDATA)" -w -l "$(CLUSTER_DIR)/postgres.log" \
+			-o "-c listen_addresses=127.0.0.1 -c port=$(PGPORT) -c unix_socket_directories=''" start >/dev/null; \
+	fi; \
+	psql "postgres://postgres@127.0.0.1:$(PGPORT)/postgres" -qAtc "select 1 from pg_database where datname = '$(PGDB)'" | grep -q 1 \
+		|| psql "postgres://postgres@127.0.0.1:$(PGPORT)/postgres" -qc "create database $(PGDB)"
+
+db-stop:
+	@if [ -f "$(PGDATA)/PG_VERSION" ]; then $(AS_PG) "$(PG_BIN)/pg_ctl" -D "$(PGDATA)" -m fast stop || true; fi
+
+# Removes the private cluster and all its data.
+clean-db: db-stop
+	rm -rf "$(CLUSTER_DIR)"
+
+# PostgreSQL's server and psql: installed from the distribution when missing and possible.
+postgres-installed:
+	@if [ -z "$(PG_BIN)" ] || ! command -v psql >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "pgsse: installing PostgreSQL (apt-get install postgresql)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null \
+				|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }; \
+		else \
+			echo "pgsse: PostgreSQL is not installed. Install the server and client (Debian/Ubuntu: sudo apt-get install postgresql; macOS: brew install postgresql) or set DATABASE_URL." >&2; \
+			exit 1; \
+		fi; \
+	fi

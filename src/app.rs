@@ -1,0 +1,127 @@
+//! Building and running the gateway, the same way for `main` and for tests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::db::{self, DbError};
+use crate::http::{self, State};
+use crate::hub::Hub;
+use crate::listener;
+use crate::metrics::Metrics;
+use crate::shutdown::{self, Trigger};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("DATABASE_URL ({target}): {source}")]
+    Database { target: String, source: DbError },
+    #[error("BIND_ADDR={addr}: cannot listen: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A gateway that is migrated and bound, ready to run.
+pub struct App {
+    tcp: TcpListener,
+    state: Arc<State>,
+    trigger: Trigger,
+    database: tokio_postgres::Config,
+}
+
+impl App {
+    /// Runs migrations, reads where the event log stands, and binds the HTTP port (port 0 picks a
+    /// free one; see [`App::local_addr`]).
+    pub async fn build(config: Config) -> Result<App, StartError> {
+        let target = describe(&config.database);
+        let database_error = |source| StartError::Database {
+            target: target.clone(),
+            source,
+        };
+        db::migrate(&config).await.map_err(database_error)?;
+        let pool = db::pool(&config);
+        let start_id = db::last_event_id(&pool).await.map_err(database_error)?;
+        let tcp = TcpListener::bind(config.bind_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.bind_addr,
+                source,
+            })?;
+        let (trigger, shutdown) = shutdown::channel();
+        let state = Arc::new(State {
+            pool,
+            hub: Arc::new(Hub::new(
+                config.broadcast_capacity,
+                config.ring_capacity,
+                start_id,
+            )),
+            metrics: Arc::new(Metrics::default()),
+            keepalive: config.keepalive,
+            shutdown,
+        });
+        log::info!("event log at {target} stands at event {start_id}");
+        Ok(App {
+            tcp,
+            state,
+            trigger,
+            database: db::with_timeouts(config.database),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.tcp
+            .local_addr()
+            .expect("a bound socket has an address")
+    }
+
+    /// Serves until `stop` completes, then ends every stream, stops the listener and returns once
+    /// all of them are gone.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) {
+        let App {
+            tcp,
+            state,
+            trigger,
+            database,
+        } = self;
+        let listener = tokio::spawn(listener::run(
+            database,
+            state.hub.clone(),
+            state.metrics.clone(),
+            trigger.subscribe(),
+        ));
+        log::info!("listening on http://{}", tcp.local_addr().expect("bound"));
+        let trigger = Arc::new(trigger);
+        let fire = trigger.clone();
+        warp::serve(http::routes(state))
+            .incoming(tcp)
+            .graceful(async move {
+                stop.await;
+                log::info!("shutting down: ending streams and the listener");
+                fire.fire();
+            })
+            .run()
+            .await;
+        trigger.wait_for_tasks().await;
+        let _ = listener.await;
+        log::info!("stopped");
+    }
+}
+
+/// `host:port/dbname` of a connection config, for messages (never the password).
+fn describe(pg: &tokio_postgres::Config) -> String {
+    let host = match pg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{host}:{port}/{}",
+        pg.get_dbname().unwrap_or("(default database)")
+    )
+}

@@ -1,0 +1,61 @@
+//! Reading JSON request bodies, with a size limit.
+
+use bytes::{Buf, BytesMut};
+use futures_util::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use warp::Filter;
+
+use super::error::ApiError;
+
+/// The largest request body the API reads.
+pub const LIMIT: usize = 64 * 1024;
+
+/// Extracts the body parsed as `T`, or the error to answer with. It never rejects, so a bad body
+/// is answered by the route that matched instead of falling through to the next one.
+pub fn json<T: DeserializeOwned + Send>(
+) -> impl Filter<Extract = (Result<T, ApiError>,), Error = warp::Rejection> + Clone {
+    warp::body::stream().then(|body| async move {
+        let bytes = read_limited(body).await?;
+        parse(&bytes)
+    })
+}
+
+async fn read_limited<S, B>(body: S) -> Result<BytesMut, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut bytes = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| ApiError::BadRequest {
+            message: format!("cannot read the request body: {e}"),
+            field: None,
+        })?;
+        if bytes.len() + chunk.remaining() > LIMIT {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "the request body is over the limit of {LIMIT} bytes"
+            )));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            bytes.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(bytes)
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest {
+            message: "the request body is empty; expected a JSON object".into(),
+            field: None,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
+        message: format!("invalid JSON body: {e}"),
+        field: None,
+    })
+}

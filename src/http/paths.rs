@@ -1,0 +1,101 @@
+//! `/api/boards/{id}/paths` and `/api/paths/{id}`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use warp::{Filter, Reply};
+
+use super::error::ApiError;
+use super::params::{self, Query};
+use super::{body, validate, with_state, Page, State};
+use crate::store::{boards, paths};
+
+const PAGE_DEFAULT: i64 = 100;
+const PAGE_MAX: i64 = 1000;
+/// The most points one path may have.
+const POINTS_MAX: usize = 10_000;
+
+pub fn routes(
+    state: Arc<State>,
+) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    let create = warp::path!("api" / "boards" / i64 / "paths")
+        .and(warp::post())
+        .and(body::json())
+        .and(with_state(state.clone()))
+        .then(create);
+    let list = warp::path!("api" / "boards" / i64 / "paths")
+        .and(warp::get())
+        .and(warp::query::<Query>())
+        .and(with_state(state.clone()))
+        .then(list);
+    let get = warp::path!("api" / "paths" / i64)
+        .and(warp::get())
+        .and(with_state(state))
+        .then(get);
+    create.or(list).or(get)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPath {
+    /// The drawing user's username.
+    user: String,
+    points: Vec<[i64; 2]>,
+}
+
+/// POST /api/boards/{id}/paths `{"user", "points": [[x, y], …]}`
+async fn create(
+    board_id: i64,
+    body: Result<NewPath, ApiError>,
+    state: Arc<State>,
+) -> Result<impl Reply, ApiError> {
+    let body = body?;
+    validate::text("user", &body.user, usize::MAX)?;
+    if body.points.is_empty() || body.points.len() > POINTS_MAX {
+        return Err(ApiError::bad_request(
+            "points",
+            format!("points must hold from 1 to {POINTS_MAX} [x, y] positions"),
+        ));
+    }
+    let client = state.pool.get().await?;
+    let board = boards::by_id(&client, board_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("there is no board {board_id}")))?;
+    validate::points("points", &body.points, board.rows, board.cols)?;
+    let points = serde_json::to_value(&body.points).expect("numbers serialize");
+    match paths::insert(&client, board_id, &body.user, &points).await? {
+        Some(path) => Ok(super::created(&path, format!("/api/paths/{}", path.id))),
+        None => Err(ApiError::unprocessable(
+            "user",
+            format!("there is no user named {:?}", body.user),
+        )),
+    }
+}
+
+/// GET /api/boards/{id}/paths?limit=100&after={path id}: in drawing order.
+async fn list(board_id: i64, query: Query, state: Arc<State>) -> Result<impl Reply, ApiError> {
+    let limit = params::int(&query, "limit", 1, PAGE_MAX)?.unwrap_or(PAGE_DEFAULT);
+    let after = params::int(&query, "after", 0, i64::MAX)?.unwrap_or(0);
+    let client = state.pool.get().await?;
+    if boards::by_id(&client, board_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("there is no board {board_id}")));
+    }
+    let items = paths::page(&client, board_id, after, limit).await?;
+    let next = match items.last() {
+        Some(last) if items.len() as i64 == limit => Some(format!(
+            "/api/boards/{board_id}/paths?limit={limit}&after={}",
+            last.id
+        )),
+        _ => None,
+    };
+    Ok(warp::reply::json(&Page { items, next }))
+}
+
+/// GET /api/paths/{id}
+async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
+    let client = state.pool.get().await?;
+    match paths::by_id(&client, id).await? {
+        Some(path) => Ok(warp::reply::json(&path)),
+        None => Err(ApiError::NotFound(format!("there is no path {id}"))),
+    }
+}

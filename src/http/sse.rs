@@ -1,0 +1,97 @@
+//! `GET /sse/notifications/`: checks the request, then hands the connection to a
+//! [`ClientStream`](super::stream::ClientStream).
+//!
+//! Everything that can be wrong with a request is answered here, with a JSON error, before the
+//! first byte of the stream: a browser's `EventSource` gives up for good on a non-200 answer, so
+//! once a stream has started it is never turned into an error.
+
+use std::sync::Arc;
+
+use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use warp::http::HeaderValue;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use super::error::ApiError;
+use super::stream::ClientStream;
+use super::{with_state, State};
+
+/// GET /sse/notifications/ (with or without the trailing slash)
+pub fn route(
+    state: Arc<State>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("sse" / "notifications")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("last-event-id"))
+        .and(warp::query::<Vec<(String, String)>>())
+        .and(with_state(state))
+        .then(open)
+}
+
+async fn open(header: Option<String>, query: Vec<(String, String)>, state: Arc<State>) -> Response {
+    match start(header, query, state).await {
+        Ok(stream) => stream_response(stream),
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn start(
+    header: Option<String>,
+    query: Vec<(String, String)>,
+    state: Arc<State>,
+) -> Result<ClientStream, ApiError> {
+    // The header is what a browser sends when it reconnects; it wins over the query parameter.
+    let last_event_id = match header {
+        Some(value) => parse_event_id("Last-Event-ID", &value)?,
+        None => match query.iter().rfind(|(k, _)| k == "lastEventId") {
+            Some((_, value)) => parse_event_id("lastEventId", value)?,
+            None => None,
+        },
+    };
+    Ok(ClientStream::start(state, last_event_id))
+}
+
+fn stream_response(stream: ClientStream) -> Response {
+    let mut response = warp::reply::stream(stream.into_body()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells nginx (and proxies that copy it) not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// An event id as a client sends it back: decimal digits that fit an id. Empty means none.
+fn parse_event_id(name: &'static str, value: &str) -> Result<Option<i64>, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(id) = value.parse::<i64>() {
+            return Ok(Some(id));
+        }
+    }
+    Err(ApiError::bad_request(
+        name,
+        format!(
+            "{name} must be an event id (a whole number from 0 to {}), got {value:?}",
+            i64::MAX
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_plain_decimal_numbers() {
+        assert_eq!(parse_event_id("x", "42").unwrap(), Some(42));
+        assert_eq!(parse_event_id("x", "").unwrap(), None);
+        assert_eq!(parse_event_id("x", " 7 ").unwrap(), Some(7));
+        for bad in ["abc", "-1", "1.5", "+3", "123456789012345678901234567890"] {
+            assert!(parse_event_id("x", bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! `/api/users`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio_postgres::error::SqlState;
+use warp::http::StatusCode;
+use warp::{Filter, Reply};
+
+use super::error::ApiError;
+use super::{body, validate, with_state, State};
+use crate::store::users;
+
+/// The longest username accepted, in characters.
+const USERNAME_MAX: usize = 64;
+
+pub fn routes(
+    state: Arc<State>,
+) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    let create = warp::path!("api" / "users")
+        .and(warp::post())
+        .and(body::json())
+        .and(with_state(state.clone()))
+        .then(create);
+    let get = warp::path!("api" / "users" / i64)
+        .and(warp::get())
+        .and(with_state(state))
+        .then(get);
+    create.or(get)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+}
+
+/// POST /api/users `{"username": "alice"}`
+async fn create(
+    body: Result<NewUser, ApiError>,
+    state: Arc<State>,
+) -> Result<impl Reply, ApiError> {
+    let new = body?;
+    validate::text("username", &new.username, USERNAME_MAX)?;
+    let client = state.pool.get().await?;
+    match users::insert(&client, &new.username).await {
+        Ok(user) => Ok(super::created(&user, format!("/api/users/{}", user.id))),
+        Err(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(ApiError::Conflict(
+            format!("the username {:?} is taken", new.username),
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// GET /api/users/{id}
+async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
+    let client = state.pool.get().await?;
+    match users::by_id(&client, id).await? {
+        Some(user) => Ok(warp::reply::with_status(
+            warp::reply::json(&user),
+            StatusCode::OK,
+        )),
+        None => Err(ApiError::NotFound(format!("there is no user {id}"))),
+    }
+}

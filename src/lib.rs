@@ -1,0 +1,38 @@
+//! pgsse turns rows written to PostgreSQL into Server-Sent Events.
+//!
+//! # Codemap
+//!
+//! A row inserted into `board` or `path` by any SQL client fires a deferred trigger
+//! (`migrations/`) that, at commit, records an event in `pgsse.event` with a commit-ordered id and
+//! calls `pg_notify`. From there:
+//!
+//! - [`listener`]: one dedicated connection that `LISTEN`s, forwards each event to the hub, and
+//!   reads the table for anything a notification could not carry or it missed while away.
+//! - [`hub`]: the in-memory fan-out (a broadcast of frames rendered once) and a ring of recent
+//!   frames for replays.
+//! - [`event`]: events as the database records them, rendered into SSE frames.
+//! - [`http`]: the routes: the SSE stream (`http::sse`, `http::stream`), the REST API and health.
+//! - [`store`]: the SQL queries, one module per table; the SQL itself lives in `sql/`.
+//! - [`db`]: the connection pool and migrations; [`config`]: settings from the environment;
+//!   [`metrics`]: counters; [`shutdown`]: the stop protocol; [`app`]: wires it all together.
+//!
+//! # Invariants
+//!
+//! - Events are made only by the database; nothing in Rust publishes an event of its own.
+//! - Only `listener` sees `AsyncMessage`; no pooled connection ever `LISTEN`s.
+//! - The hub does no I/O and never waits for a client.
+//! - Every client is a cursor (the last id it was sent); what it receives is strictly increasing.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod event;
+pub mod http;
+pub mod hub;
+pub mod listener;
+pub mod metrics;
+pub mod shutdown;
+pub mod store;
+
+pub use app::App;
+pub use config::Config;

@@ -1,0 +1,263 @@
+//! The listener: one dedicated PostgreSQL connection that `LISTEN`s and feeds the hub.
+//!
+//! Invariants: only this module sees `AsyncMessage`; it is the hub's only publisher, and it
+//! publishes in id order without gaps that the table does not also have. It never gives up: a lost
+//! or silent connection is replaced with jittered exponential backoff, and after every (re)connect
+//! it reads the event table from the last id it published, so notifications sent while it was away
+//! cost nothing. A read of the table every second backs up notifications in case one is missed,
+//! and doubles as the liveness check that notices a half-open connection.
+
+use std::collections::hash_map::RandomState;
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Statement};
+
+use crate::event::{Event, Frame};
+use crate::hub::Hub;
+use crate::metrics::{self, Metrics};
+use crate::shutdown::Shutdown;
+use crate::store::events;
+
+/// The notification channel `pgsse.emit` notifies.
+pub const CHANNEL: &str = "pgsse";
+/// How often the table is read to back up notifications and to prove the connection alive.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How long any query on the listener connection may take before the connection is deemed dead.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+enum ListenError {
+    #[error("cannot connect: {0}")]
+    Connect(#[source] tokio_postgres::Error),
+    #[error("connection failed: {0}")]
+    Connection(#[from] tokio_postgres::Error),
+    #[error("connection closed by the server")]
+    Closed,
+    #[error("no answer within {QUERY_TIMEOUT:?}, the connection is presumed dead")]
+    Timeout,
+}
+
+/// Runs the listener until shutdown.
+pub async fn run(
+    pg: tokio_postgres::Config,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    mut shutdown: Shutdown,
+) {
+    let mut backoff = Backoff::default();
+    loop {
+        let err = tokio::select! {
+            result = session(&pg, &hub, &metrics, &mut backoff) => result.unwrap_err(),
+            () = shutdown.fired() => break,
+        };
+        metrics.set_listening(false);
+        metrics::inc(&metrics.listener_reconnects);
+        let delay = backoff.next_delay();
+        log::warn!(
+            "listener: {err}; reconnecting in {} ms (last event {})",
+            delay.as_millis(),
+            hub.position().last_id
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.fired() => break,
+        }
+    }
+    metrics.set_listening(false);
+    log::info!("listener stopped");
+}
+
+/// One connection's life: connect, LISTEN, catch up, then forward until something fails.
+async fn session(
+    pg: &tokio_postgres::Config,
+    hub: &Hub,
+    metrics: &Metrics,
+    backoff: &mut Backoff,
+) -> Result<Infallible, ListenError> {
+    let (client, connection) = pg.connect(NoTls).await.map_err(ListenError::Connect)?;
+    let (sender, mut notifications) = mpsc::unbounded_channel();
+    let _driver = AbortOnDrop(tokio::spawn(drive(connection, sender)));
+    within(client.batch_execute(&format!("listen {CHANNEL}"))).await?;
+    let reader = Reader {
+        statement: within(events::prepare(&client)).await?,
+        client,
+        hub,
+        metrics,
+    };
+    // LISTEN first, then read: whatever committed before LISTEN is in the table.
+    reader.catch_up().await?;
+    log::info!("listener: listening after event {}", hub.position().last_id);
+    metrics.set_listening(true);
+    backoff.reset();
+    let mut poll = tokio::time::interval(POLL_INTERVAL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = notifications.recv() => match message {
+                Some(Ok(payload)) => reader.forward(&payload).await?,
+                Some(Err(err)) => return Err(err.into()),
+                None => return Err(ListenError::Closed),
+            },
+            _ = poll.tick() => reader.catch_up().await?,
+        }
+    }
+}
+
+/// Publishes events from notifications, and from the table when a notification is not enough.
+struct Reader<'a> {
+    client: Client,
+    statement: Statement,
+    hub: &'a Hub,
+    metrics: &'a Metrics,
+}
+
+impl Reader<'_> {
+    /// Publishes the event a notification carries. A reference-only notification (too large for
+    /// `pg_notify`) or one that skips ids is served from the table instead, so that nothing
+    /// before it can be lost.
+    async fn forward(&self, payload: &str) -> Result<(), ListenError> {
+        self.metrics.notification_received();
+        let event = match Event::from_notification(payload) {
+            Ok(event) => event,
+            Err(err) => {
+                log::warn!("listener: ignoring a notification that is not an event ({err})");
+                return Ok(());
+            }
+        };
+        let last_id = self.hub.position().last_id;
+        match event.data {
+            _ if event.id <= last_id => Ok(()),
+            Some(data) if event.id == last_id + 1 => {
+                self.publish(Frame::render(event.id, &event.kind, &data));
+                Ok(())
+            }
+            _ => self.catch_up().await,
+        }
+    }
+
+    /// Publishes every event in the table after the last one published.
+    async fn catch_up(&self) -> Result<(), ListenError> {
+        loop {
+            let after = self.hub.position().last_id;
+            let page = within(events::after(
+                &self.client,
+                &self.statement,
+                after,
+                events::PAGE,
+            ));
+            let frames = page.await?;
+            let full = frames.len() as i64 == events::PAGE;
+            for frame in frames {
+                self.publish(frame);
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn publish(&self, frame: Frame) {
+        if self.hub.publish(frame) {
+            metrics::inc(&self.metrics.events_received);
+        }
+    }
+}
+
+/// Drives the connection, passing notifications on. This is where `LISTEN` differs from a pooled
+/// connection: a connection merely spawned as a future would throw notifications away.
+async fn drive<S, T>(
+    mut connection: Connection<S, T>,
+    sender: mpsc::UnboundedSender<Result<String, tokio_postgres::Error>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        let message = match poll_fn(|cx| connection.poll_message(cx)).await {
+            Some(Ok(AsyncMessage::Notification(n))) => Ok(n.payload().to_owned()),
+            Some(Ok(AsyncMessage::Notice(notice))) => {
+                log::info!("listener: server notice: {}", notice.message());
+                continue;
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => Err(err),
+            None => return,
+        };
+        let failed = message.is_err();
+        if sender.send(message).is_err() || failed {
+            return;
+        }
+    }
+}
+
+async fn within<T>(
+    query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, ListenError> {
+    match timeout(QUERY_TIMEOUT, query).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(ListenError::Timeout),
+    }
+}
+
+/// Aborts a task when dropped, so a session's driver never outlives it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Exponential backoff from 100 ms to 10 s, each delay jittered to between half and all of it so
+/// that many gateways do not reconnect in step.
+#[derive(Default)]
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    fn next_delay(&mut self) -> Duration {
+        let ceiling = (100u64 << self.attempt.min(7)).min(10_000);
+        self.attempt += 1;
+        // RandomState is randomly seeded per instance: a source of jitter without a crate.
+        let random = RandomState::new().hash_one(self.attempt);
+        Duration::from_millis(ceiling / 2 + random % (ceiling / 2 + 1))
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_ten_seconds_with_jitter_and_resets() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<u128> = (0..30).map(|_| backoff.next_delay().as_millis()).collect();
+        // The ceiling doubles from 100 ms; each delay lies between half the ceiling and all of it.
+        for (attempt, ms) in delays.iter().enumerate().take(7) {
+            let ceiling = 100u128 << attempt;
+            assert!((ceiling / 2..=ceiling).contains(ms), "{delays:?}");
+        }
+        assert!(
+            delays[7..].iter().all(|ms| (5_000..=10_000).contains(ms)),
+            "{delays:?}"
+        );
+        assert!(
+            delays[7..].windows(2).any(|w| w[0] != w[1]),
+            "no jitter: {delays:?}"
+        );
+        backoff.reset();
+        assert!(backoff.next_delay() <= Duration::from_millis(100));
+    }
+}

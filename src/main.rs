@@ -1,0 +1,60 @@
+//! The `pgsse` binary: reads the configuration, runs the gateway until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+
+use pgsse::{config, App, Config};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => {}
+        Some("-h" | "--help") => {
+            print!("{}", config::help());
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!(
+                "pgsse: unknown argument {other:?}; settings come from the environment, see --help"
+            );
+            return ExitCode::from(2);
+        }
+    }
+    init_logging();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            log::error!("{err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
+    runtime.block_on(async {
+        match App::build(config).await {
+            Ok(app) => {
+                app.run_until_stopped(stop_signal()).await;
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                log::error!("cannot start: {err}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn init_logging() {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    pretty_env_logger::formatted_timed_builder()
+        .parse_filters(&filter)
+        .init();
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM can be watched");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

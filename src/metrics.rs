@@ -1,0 +1,76 @@
+//! Counters and gauges shared by the listener, the streams and `/metrics`. Plain atomics: each
+//! update is one instruction and never waits.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+pub struct Metrics {
+    started: Instant,
+    /// Whether the listener is connected and LISTENing; `/readyz` reports it.
+    listening: AtomicBool,
+    pub clients_connected: AtomicI64,
+    /// Events the listener took from PostgreSQL and published (each counted once).
+    pub events_received: AtomicU64,
+    pub notifications_received: AtomicU64,
+    /// Milliseconds after `started` at which the last notification arrived; 0 if none yet.
+    last_notification_ms: AtomicU64,
+    pub frames_delivered: AtomicU64,
+    pub replayed_from_ring: AtomicU64,
+    pub replayed_from_table: AtomicU64,
+    pub lag_resyncs: AtomicU64,
+    pub forced_disconnects: AtomicU64,
+    pub listener_reconnects: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            started: Instant::now(),
+            listening: AtomicBool::new(false),
+            clients_connected: AtomicI64::new(0),
+            events_received: AtomicU64::new(0),
+            notifications_received: AtomicU64::new(0),
+            last_notification_ms: AtomicU64::new(0),
+            frames_delivered: AtomicU64::new(0),
+            replayed_from_ring: AtomicU64::new(0),
+            replayed_from_table: AtomicU64::new(0),
+            lag_resyncs: AtomicU64::new(0),
+            forced_disconnects: AtomicU64::new(0),
+            listener_reconnects: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn set_listening(&self, listening: bool) {
+        self.listening.store(listening, Relaxed);
+    }
+
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Relaxed)
+    }
+
+    pub fn notification_received(&self) {
+        self.notifications_received.fetch_add(1, Relaxed);
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_notification_ms.store(ms.max(1), Relaxed);
+    }
+
+    /// Seconds since the last notification, or `None` before the first.
+    pub fn seconds_since_notification(&self) -> Option<f64> {
+        match self.last_notification_ms.load(Relaxed) {
+            0 => None,
+            ms => Some((self.started.elapsed().as_millis() as u64).saturating_sub(ms) as f64 / 1e3),
+        }
+    }
+}
+
+/// Adds one to a counter.
+pub fn inc(counter: &AtomicU64) {
+    counter.fetch_add(1, Relaxed);
+}
+
+/// Adds `n` to a counter.
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Relaxed);
+}

@@ -48,7 +48,7 @@ build:
 	cargo build
 
 test: postgres-installed
-	cargo test --all-targets -- --nocapture --test-threads 4
+	cargo test --all-targets -- --test-threads 4
 
 lint:
 	cargo fmt --all -- --check

@@ -1,0 +1,7 @@
+//! Integration tests: a real gateway against a real PostgreSQL, observed the way users observe
+//! it: bytes on the SSE stream, statuses and bodies, rows in the tables.
+
+mod api;
+mod events;
+mod stream;
+mod support;

@@ -1,0 +1,211 @@
+//! The test harness: a gateway started in-process on port 0 against a fresh database, a plain
+//! SQL connection to write rows with, and clients to observe it.
+
+pub mod http;
+pub mod pg;
+pub mod sse;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pgsse::{App, Config};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row};
+
+use self::http::Response;
+pub use self::http::WAIT;
+use self::sse::SseClient;
+
+/// A running gateway and its database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// The URL of this test's own database.
+    pub database_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Starts a gateway on a fresh database in the shared cluster.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts a gateway on a fresh database, with extra settings (`("KEEPALIVE_SECS", "1")`).
+pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
+    let url = fresh_database(pg::shared()).await;
+    spawn_app_on(&url, settings).await
+}
+
+/// Starts a gateway on an existing database.
+pub async fn spawn_app_on(database_url: &str, settings: &[(&str, &str)]) -> TestApp {
+    init_logging();
+    let mut vars: HashMap<String, String> = [
+        ("DATABASE_URL", database_url),
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("DB_POOL_SIZE", "4"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    vars.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test config is valid");
+    let app = timeout(WAIT, App::build(config))
+        .await
+        .expect("the gateway builds in time")
+        .expect("the gateway builds");
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let app = TestApp {
+        addr,
+        database_url: database_url.to_owned(),
+        stop: Some(stop),
+        task: Some(task),
+    };
+    app.wait_ready().await;
+    app
+}
+
+impl TestApp {
+    /// Waits until `/readyz` says the listener is listening.
+    pub async fn wait_ready(&self) {
+        let ready = async {
+            while self.get("/readyz").await.status != 200 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        timeout(WAIT, ready)
+            .await
+            .expect("the gateway gets ready in time");
+    }
+
+    /// A plain SQL connection to the test's database, as any SQL client would have.
+    pub async fn sql(&self) -> Sql {
+        connect(&self.database_url).await
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        http::get(self.addr, path).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        http::post_json(self.addr, path, body).await
+    }
+
+    /// Opens `/sse/notifications/` with extra headers; the client is subscribed on return.
+    pub async fn sse(&self, path: &str, headers: &[(&str, &str)]) -> SseClient {
+        SseClient::connect(self.addr, path, headers).await
+    }
+
+    /// Opens `/sse/notifications/`; the client is subscribed on return.
+    pub async fn stream(&self) -> SseClient {
+        let client = self.sse("/sse/notifications/", &[]).await;
+        assert_eq!(client.status, 200);
+        client
+    }
+
+    /// Stops the gateway as SIGTERM would, and waits until it has fully stopped.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            timeout(WAIT, task)
+                .await
+                .expect("the gateway stops in time")
+                .expect("the gateway task ends cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A plain SQL connection whose every query is bounded by [`WAIT`].
+pub struct Sql(Client);
+
+impl Sql {
+    /// Runs statements (several may be separated by `;`).
+    pub async fn exec(&self, sql: &str) {
+        self.try_exec(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub async fn try_exec(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        bounded(sql, self.0.batch_execute(sql)).await
+    }
+
+    pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Vec<Row> {
+        bounded(sql, self.0.query(sql, params))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub async fn one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Row {
+        bounded(sql, self.0.query_one(sql, params))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+async fn bounded<T>(sql: &str, query: impl std::future::Future<Output = T>) -> T {
+    timeout(WAIT, query)
+        .await
+        .unwrap_or_else(|_| panic!("no answer to {sql:?} within {WAIT:?}"))
+}
+
+/// Connects to `url`, driving the connection in the background.
+pub async fn connect(url: &str) -> Sql {
+    let (client, connection) = timeout(WAIT, tokio_postgres::connect(url, NoTls))
+        .await
+        .expect("connect in time")
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    tokio::spawn(connection);
+    Sql(client)
+}
+
+/// Creates an empty database in `cluster` and returns its URL.
+pub async fn fresh_database(cluster: &pg::Cluster) -> String {
+    static DATABASES: AtomicUsize = AtomicUsize::new(0);
+    let name = format!("test_{}", DATABASES.fetch_add(1, Ordering::Relaxed));
+    let admin = connect(&cluster.url("postgres")).await;
+    admin.exec(&format!("create database {name}")).await;
+    cluster.url(&name)
+}
+
+/// Inserts a user and a board over SQL; returns the board's id.
+pub async fn insert_board(sql: &Sql, username: &str, name: &str) -> i64 {
+    sql.query(
+        "insert into app_user(username) values ($1) on conflict (username) do nothing",
+        &[&username],
+    )
+    .await;
+    let row = sql
+        .one(
+            "insert into board(name, creator_id) select $2, id from app_user where username = $1 returning id",
+            &[&username, &name],
+        )
+        .await;
+    row.get(0)
+}
+
+fn init_logging() {
+    let _ = pretty_env_logger::formatted_timed_builder()
+        .is_test(true)
+        .parse_filters(&std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .try_init();
+}

@@ -1,7 +1,14 @@
--- A page of events after a known id, oldest first: what a client or the listener missed.
+-- A page of events after a known id, oldest first, with how far the log has been pruned: what a
+-- client or the listener missed. One statement, so both come from the same snapshot; there is
+-- always one row, with null event columns when no event follows.
 -- $1: the last id already seen; $2: the page size.
-select id, kind, payload
-  from pgsse.event
- where id > $1
- order by id
- limit $2
+select h.pruned_through, e.id, e.kind, e.payload
+  from pgsse.horizon h
+  left join lateral (
+        select id, kind, payload
+          from pgsse.event
+         where id > $1
+         order by id
+         limit $2
+       ) e on true
+ order by e.id

@@ -12,6 +12,7 @@ use crate::http::{self, State};
 use crate::hub::Hub;
 use crate::listener;
 use crate::metrics::Metrics;
+use crate::retention::{self, Retention};
 use crate::shutdown::{self, Trigger};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,7 @@ pub struct App {
     tcp: TcpListener,
     state: Arc<State>,
     trigger: Trigger,
+    retention: Arc<Retention>,
     database: tokio_postgres::Config,
 }
 
@@ -61,13 +63,20 @@ impl App {
             )),
             metrics: Arc::new(Metrics::default()),
             keepalive: config.keepalive,
+            slow_client: config.slow_client,
             shutdown,
         });
+        let retention = Retention {
+            max_age: config.retention_age,
+            max_events: config.retention_events,
+            interval: config.prune_interval,
+        };
         log::info!("event log at {target} stands at event {start_id}");
         Ok(App {
             tcp,
             state,
             trigger,
+            retention: Arc::new(retention),
             database: db::with_timeouts(config.database),
         })
     }
@@ -85,8 +94,14 @@ impl App {
             tcp,
             state,
             trigger,
+            retention,
             database,
         } = self;
+        let pruner = tokio::spawn(retention::run(
+            state.pool.clone(),
+            retention,
+            trigger.subscribe(),
+        ));
         let listener = tokio::spawn(listener::run(
             database,
             state.hub.clone(),
@@ -107,6 +122,7 @@ impl App {
             .await;
         trigger.wait_for_tasks().await;
         let _ = listener.await;
+        let _ = pruner.await;
         log::info!("stopped");
     }
 }

@@ -46,6 +46,26 @@ pub const SETTINGS: &[Setting] = &[
         help: "recent events kept in memory for resuming clients",
     },
     Setting {
+        name: "RETENTION_SECS",
+        default: Some("604800"),
+        help: "events older than this many seconds are pruned from pgsse.event",
+    },
+    Setting {
+        name: "RETENTION_MAX_EVENTS",
+        default: Some("1000000"),
+        help: "at most this many events are kept in pgsse.event",
+    },
+    Setting {
+        name: "PRUNE_INTERVAL_SECS",
+        default: Some("60"),
+        help: "seconds between retention runs",
+    },
+    Setting {
+        name: "SLOW_CLIENT_SECS",
+        default: Some("30"),
+        help: "a client still behind the live stream after this many seconds is disconnected to resume",
+    },
+    Setting {
         name: "RUST_LOG",
         default: Some("info"),
         help: "log filter, e.g. debug or pgsse=debug,warp=info",
@@ -65,6 +85,14 @@ pub struct Config {
     pub broadcast_capacity: usize,
     /// How many recent events the in-memory ring keeps for replays.
     pub ring_capacity: usize,
+    /// Events older than this are pruned.
+    pub retention_age: Duration,
+    /// At most this many events are kept.
+    pub retention_events: i64,
+    pub prune_interval: Duration,
+    /// A client that has been behind the live stream this long and falls behind again is
+    /// disconnected, so that it resumes from the table with Last-Event-ID.
+    pub slow_client: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +127,10 @@ impl Config {
             pool_size: env.parse("DB_POOL_SIZE", positive)?,
             broadcast_capacity: env.parse("BROADCAST_CAPACITY", positive)?,
             ring_capacity: env.parse("RING_CAPACITY", positive)?,
+            retention_age: Duration::from_secs(env.parse("RETENTION_SECS", positive)?),
+            retention_events: env.parse("RETENTION_MAX_EVENTS", positive)?,
+            prune_interval: Duration::from_secs(env.parse("PRUNE_INTERVAL_SECS", positive)?),
+            slow_client: Duration::from_secs(env.parse("SLOW_CLIENT_SECS", positive)?),
         })
     }
 }

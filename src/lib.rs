@@ -14,7 +14,8 @@
 //! - [`http`]: the routes: the SSE stream (`http::sse`, `http::stream`), the REST API and health.
 //! - [`store`]: the SQL queries, one module per table; the SQL itself lives in `sql/`.
 //! - [`db`]: the connection pool and migrations; [`config`]: settings from the environment;
-//!   [`metrics`]: counters; [`shutdown`]: the stop protocol; [`app`]: wires it all together.
+//!   [`metrics`]: counters; [`retention`]: prunes old events on a timer; [`shutdown`]: the stop
+//!   protocol; [`app`]: wires it all together.
 //!
 //! # Invariants
 //!
@@ -31,6 +32,7 @@ pub mod http;
 pub mod hub;
 pub mod listener;
 pub mod metrics;
+pub mod retention;
 pub mod shutdown;
 pub mod store;
 

@@ -146,15 +146,18 @@ impl Reader<'_> {
     async fn catch_up(&self) -> Result<(), ListenError> {
         loop {
             let after = self.hub.position().last_id;
-            let page = within(events::after(
-                &self.client,
-                &self.statement,
-                after,
-                events::PAGE,
-            ));
-            let frames = page.await?;
-            let full = frames.len() as i64 == events::PAGE;
-            for frame in frames {
+            let read = events::after(&self.client, &self.statement, after, events::PAGE);
+            let page = within(read).await?;
+            if page.pruned_through > after {
+                log::warn!(
+                    "listener: events {}..={} were pruned before they could be read; \
+                     live clients will not receive them",
+                    after + 1,
+                    page.pruned_through
+                );
+            }
+            let full = page.frames.len() as i64 == events::PAGE;
+            for frame in page.frames {
                 self.publish(frame);
             }
             if !full {

@@ -4,6 +4,7 @@
 mod boards;
 mod body;
 pub mod error;
+mod filter;
 mod health;
 mod params;
 mod paths;
@@ -34,6 +35,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// Quiet time after which a stream gets a keep-alive comment.
     pub keepalive: Duration,
+    /// How long a client may stay behind the live stream before it is disconnected to resume.
+    pub slow_client: Duration,
     /// Streams end when this fires; each stream holds a clone.
     pub shutdown: Shutdown,
 }

@@ -13,8 +13,11 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use super::error::ApiError;
+use super::filter::EventFilter;
+use super::params;
 use super::stream::ClientStream;
 use super::{with_state, State};
+use crate::db;
 
 /// GET /sse/notifications/ (with or without the trailing slash)
 pub fn route(
@@ -43,12 +46,29 @@ async fn start(
     // The header is what a browser sends when it reconnects; it wins over the query parameter.
     let last_event_id = match header {
         Some(value) => parse_event_id("Last-Event-ID", &value)?,
-        None => match query.iter().rfind(|(k, _)| k == "lastEventId") {
-            Some((_, value)) => parse_event_id("lastEventId", value)?,
+        None => match params::get(&query, "lastEventId") {
+            Some(value) => parse_event_id("lastEventId", value)?,
             None => None,
         },
     };
-    Ok(ClientStream::start(state, last_event_id))
+    let filter = EventFilter::from_query(&query)?;
+    let last_event_id = match last_event_id {
+        Some(id) if id > state.hub.position().last_id => Some(not_after_newest(&state, id).await),
+        other => other,
+    };
+    Ok(ClientStream::start(state, last_event_id, filter))
+}
+
+/// An id beyond the newest event (from another database, say) starts the client live rather
+/// than making it wait until ids pass it.
+async fn not_after_newest(state: &State, id: i64) -> i64 {
+    match db::last_event_id(&state.pool).await {
+        Ok(newest) => id.min(newest),
+        Err(err) => {
+            log::warn!("cannot check resume id {id} against the event log ({err}); starting live");
+            state.hub.position().last_id
+        }
+    }
 }
 
 fn stream_response(stream: ClientStream) -> Response {

@@ -1,10 +1,11 @@
 //! One client's event stream.
 //!
-//! A client is a cursor over the event log: the id of the last event it has been sent. It is
-//! subscribed to the hub before anything is read, then catches up from history (the ring, or the
-//! table when the ring no longer reaches back far enough), then follows live frames, skipping any
-//! id at or below its cursor. So history and live meet without a gap or a duplicate, and a client
-//! that lags behind the broadcast simply catches up again from its cursor: nothing is skipped.
+//! A client is a cursor over the event log: the id of the last event it has been sent (or passed
+//! over, when its filter did not want it). It is subscribed to the hub before anything is read,
+//! then catches up from history (the ring, or the table when the ring no longer reaches back far
+//! enough), then follows live frames, skipping any id at or below its cursor. So history and live
+//! meet without a gap or a duplicate, and a client that lags behind the broadcast catches up
+//! again from its cursor: nothing is skipped.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -14,9 +15,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
+use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::time::{Instant, Sleep};
 
+use super::filter::EventFilter;
 use super::State;
 use crate::event::Frame;
 use crate::metrics;
@@ -34,14 +37,24 @@ const COALESCE_BYTES: usize = 64 * 1024;
 const REPLAY_PAGE: usize = 500;
 /// Pause before retrying a history read that failed because the database is unavailable.
 const REPLAY_RETRY: Duration = Duration::from_secs(1);
+/// A filtered client is told its position (an id-only frame) at least this often, counted in
+/// events passed over, so that a reconnect does not replay a long filtered-out stretch.
+const POSITION_EVERY: u32 = 500;
 
 pub struct ClientStream {
     state: Arc<State>,
     receiver: broadcast::Receiver<Arc<Frame>>,
-    /// The id of the last event this client has been sent.
+    filter: EventFilter,
+    /// The id of the last event this client has been sent or has passed over.
     cursor: i64,
+    /// The last id the client itself has been told (in an event or an id-only frame).
+    told: i64,
     /// Set while the client must read history before following live frames.
     catching_up: bool,
+    /// Since when the client has been behind the live stream, if it is.
+    behind_since: Option<Instant>,
+    /// Set when the client is to be disconnected after the chunk in hand.
+    hopeless: bool,
     opened: bool,
     /// Fires when the stream may have been quiet for a keep-alive interval.
     idle: Pin<Box<Sleep>>,
@@ -58,18 +71,23 @@ enum Step {
 
 impl ClientStream {
     /// A stream that starts after event `last_event_id`, or live when there is none.
-    pub fn start(state: Arc<State>, last_event_id: Option<i64>) -> ClientStream {
+    pub fn start(
+        state: Arc<State>,
+        last_event_id: Option<i64>,
+        filter: EventFilter,
+    ) -> ClientStream {
         let subscription = state.hub.subscribe();
-        let (cursor, catching_up) = match last_event_id {
-            Some(id) => (id, true),
-            None => (subscription.last_id, false),
-        };
+        let cursor = last_event_id.unwrap_or(subscription.last_id);
         state.metrics.clients_connected.fetch_add(1, Relaxed);
         let now = Instant::now();
         ClientStream {
             receiver: subscription.receiver,
+            filter,
             cursor,
-            catching_up,
+            told: cursor,
+            catching_up: last_event_id.is_some(),
+            behind_since: None,
+            hopeless: false,
             opened: false,
             idle: Box::pin(tokio::time::sleep_until(now + state.keepalive)),
             last_write: now,
@@ -95,6 +113,9 @@ impl ClientStream {
             return Some(self.wrote(Bytes::from_static(PREAMBLE)));
         }
         loop {
+            if self.hopeless {
+                return None;
+            }
             let step = if self.catching_up {
                 self.catch_up().await
             } else {
@@ -135,60 +156,114 @@ impl ClientStream {
             match self.receiver.try_recv() {
                 Ok(frame) => self.take(&frame, chunk),
                 Err(TryRecvError::Lagged(missed)) => return self.lagged(missed),
-                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+                Err(TryRecvError::Empty) => {
+                    self.behind_since = None;
+                    return;
+                }
+                Err(TryRecvError::Closed) => return,
             }
         }
     }
 
+    /// The client fell behind the broadcast: it catches up from history, or, if it has been
+    /// behind for too long already, is disconnected so that it resumes with Last-Event-ID.
     fn lagged(&mut self, missed: u64) {
+        let since = *self.behind_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.state.slow_client {
+            log::warn!(
+                "disconnecting a client at event {}: behind the live stream for {} s and {missed} \
+                 more events behind now; it will resume from there",
+                self.cursor,
+                since.elapsed().as_secs()
+            );
+            metrics::inc(&self.state.metrics.forced_disconnects);
+            self.hopeless = true;
+            return;
+        }
         log::info!(
-            "client fell {missed} events behind the broadcast after event {}; catching up from history",
+            "a client fell {missed} events behind after event {}; catching up from history",
             self.cursor
         );
         metrics::inc(&self.state.metrics.lag_resyncs);
         self.catching_up = true;
     }
 
-    /// Adds a frame unless the client already has it.
+    /// Adds a frame unless the client already has it or its filter does not want it.
     fn take(&mut self, frame: &Frame, chunk: &mut Chunk) {
         if frame.id <= self.cursor {
             return;
         }
         self.cursor = frame.id;
-        chunk.push(frame.bytes.clone());
+        if self.filter.accepts(frame) {
+            chunk.push_event(frame.bytes.clone());
+            self.told = frame.id;
+        } else if self.cursor - self.told >= i64::from(POSITION_EVERY) {
+            chunk.push(position(self.cursor, ""));
+            self.told = self.cursor;
+        }
     }
 
     fn deliver(&self, chunk: Chunk) -> Step {
-        metrics::add(&self.state.metrics.frames_delivered, chunk.frames);
+        metrics::add(&self.state.metrics.frames_delivered, chunk.events);
         chunk.into_step()
     }
 
     /// Sends the next page of history, or switches to live frames when there is none.
     async fn catch_up(&mut self) -> Step {
-        let (frames, source) = match self.state.hub.frames_after(self.cursor, REPLAY_PAGE) {
-            Some(frames) => (frames, &self.state.metrics.replayed_from_ring),
+        let (frames, pruned_through) = match self.state.hub.frames_after(self.cursor, REPLAY_PAGE) {
+            Some(frames) => {
+                metrics::add(&self.state.metrics.replayed_from_ring, frames.len() as u64);
+                (frames, None)
+            }
             None => {
                 let read = read_table(&self.state, self.cursor);
-                let frames = tokio::select! {
-                    frames = read => frames,
+                let page = tokio::select! {
+                    page = read => page,
                     () = self.shutdown.fired() => return Step::End,
                 };
-                match frames {
-                    Ok(frames) => (frames, &self.state.metrics.replayed_from_table),
+                match page {
+                    Ok((frames, pruned_through)) => {
+                        metrics::add(&self.state.metrics.replayed_from_table, frames.len() as u64);
+                        (frames, Some(pruned_through))
+                    }
                     Err(err) => return self.replay_failed(err).await,
                 }
             }
         };
-        metrics::add(source, frames.len() as u64);
-        if frames.is_empty() {
+        let mut chunk = Chunk::default();
+        if let Some(pruned_through) = pruned_through.filter(|p| *p > self.cursor) {
+            chunk.push(self.resync(pruned_through));
+        }
+        if frames.is_empty() && chunk.len() == 0 {
             self.catching_up = false;
             return Step::Continue;
         }
-        let mut chunk = Chunk::default();
         for frame in &frames {
             self.take(frame, &mut chunk);
         }
+        // A page that was all filtered out is a Continue: read on.
         self.deliver(chunk)
+    }
+
+    /// The `resync` frame for a client whose position is older than what is retained.
+    fn resync(&mut self, pruned_through: i64) -> Bytes {
+        log::info!(
+            "a client resuming after event {} is told to resync: events up to {pruned_through} \
+             were pruned",
+            self.cursor
+        );
+        let data = json!({
+            "reason": "pruned",
+            "message": format!(
+                "events after {} up to {pruned_through} are no longer retained; refetch your state",
+                self.cursor
+            ),
+            "last_event_id": self.cursor,
+            "resumes_after": pruned_through,
+        });
+        self.cursor = pruned_through;
+        self.told = pruned_through;
+        position(pruned_through, &format!("event: resync\ndata: {data}\n"))
     }
 
     /// Keeps the stream open while the database is away, and tries again shortly.
@@ -206,14 +281,18 @@ impl ClientStream {
     fn idle_elapsed(&mut self) -> Step {
         let now = Instant::now();
         let due = self.last_write + self.state.keepalive;
-        if now >= due {
-            self.idle.as_mut().reset(now + self.state.keepalive);
-            Step::Send(Bytes::from_static(KEEPALIVE))
-        } else {
+        if now < due {
             // Something was written meanwhile; the timer is moved only now, not on every write.
             self.idle.as_mut().reset(due);
-            Step::Continue
+            return Step::Continue;
         }
+        self.idle.as_mut().reset(now + self.state.keepalive);
+        if self.told < self.cursor {
+            // A filtered client's keep-alive also carries its position.
+            self.told = self.cursor;
+            return Step::Send(position(self.cursor, ": keep-alive\n"));
+        }
+        Step::Send(Bytes::from_static(KEEPALIVE))
     }
 
     fn wrote(&mut self, chunk: Bytes) -> Bytes {
@@ -228,17 +307,26 @@ impl Drop for ClientStream {
     }
 }
 
-/// A page of events after `after` from the event table.
-async fn read_table(state: &State, after: i64) -> Result<Vec<Arc<Frame>>, String> {
+/// A frame that moves the client's Last-Event-ID to `id`, with more lines (ending in `\n`) after
+/// the id. Without `data` a browser dispatches no event but still records the id.
+fn position(id: i64, rest: &str) -> Bytes {
+    Bytes::from(format!("id: {id}\n{rest}\n"))
+}
+
+/// A page of events after `after` from the event table, and how far the table was pruned.
+async fn read_table(state: &State, after: i64) -> Result<(Vec<Arc<Frame>>, i64), String> {
     let client = state.pool.get().await.map_err(|e| e.to_string())?;
     let statement = client
         .prepare_cached(events::EVENTS_AFTER)
         .await
         .map_err(|e| e.to_string())?;
-    let frames = events::after(&client, &statement, after, REPLAY_PAGE as i64)
+    let page = events::after(&client, &statement, after, REPLAY_PAGE as i64)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(frames.into_iter().map(Arc::new).collect())
+    Ok((
+        page.frames.into_iter().map(Arc::new).collect(),
+        page.pruned_through,
+    ))
 }
 
 /// Bytes to write in one go: a lone frame's shared bytes as they are, several frames copied
@@ -247,12 +335,17 @@ async fn read_table(state: &State, after: i64) -> Result<Vec<Arc<Frame>>, String
 struct Chunk {
     first: Option<Bytes>,
     joined: Option<BytesMut>,
-    frames: u64,
+    /// Events (not keep-alives or position frames) in the chunk.
+    events: u64,
 }
 
 impl Chunk {
+    fn push_event(&mut self, bytes: Bytes) {
+        self.events += 1;
+        self.push(bytes);
+    }
+
     fn push(&mut self, bytes: Bytes) {
-        self.frames += 1;
         match (&mut self.first, &mut self.joined) {
             (None, _) => self.first = Some(bytes),
             (Some(_), Some(joined)) => joined.extend_from_slice(&bytes),

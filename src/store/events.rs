@@ -1,4 +1,6 @@
-//! Reads of the event log, `pgsse.event`.
+//! Reads of the event log, `pgsse.event`, and its retention.
+
+use std::time::Duration;
 
 use tokio_postgres::{Client, Statement};
 
@@ -8,6 +10,13 @@ use crate::event::Frame;
 pub const PAGE: i64 = 500;
 
 pub const EVENTS_AFTER: &str = include_str!("../../sql/events_after.sql");
+
+/// Events read from the table, and how far the log had been pruned when they were read.
+pub struct Page {
+    /// Every event with an id at or below this has been deleted by retention.
+    pub pruned_through: i64,
+    pub frames: Vec<Frame>,
+}
 
 /// Prepares [`EVENTS_AFTER`] on a connection, for repeated use by [`after`].
 pub async fn prepare(client: &Client) -> Result<Statement, tokio_postgres::Error> {
@@ -21,10 +30,33 @@ pub async fn after(
     statement: &Statement,
     after: i64,
     limit: i64,
-) -> Result<Vec<Frame>, tokio_postgres::Error> {
+) -> Result<Page, tokio_postgres::Error> {
     let rows = client.query(statement, &[&after, &limit]).await?;
-    Ok(rows
+    let pruned_through = rows.first().map_or(0, |row| row.get("pruned_through"));
+    let frames = rows
         .iter()
-        .map(|row| Frame::render(row.get("id"), row.get("kind"), &row.get("payload")))
-        .collect())
+        .filter_map(|row| {
+            let id: Option<i64> = row.get("id");
+            Some(Frame::render(id?, row.get("kind"), &row.get("payload")))
+        })
+        .collect();
+    Ok(Page {
+        pruned_through,
+        frames,
+    })
+}
+
+/// Deletes events older than `max_age` and all but the newest `max_events`; returns how many.
+pub async fn prune(
+    client: &Client,
+    max_age: Duration,
+    max_events: i64,
+) -> Result<i64, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            include_str!("../../sql/prune.sql"),
+            &[&max_age.as_secs_f64(), &max_events],
+        )
+        .await?;
+    Ok(row.get("deleted"))
 }

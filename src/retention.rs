@@ -1,0 +1,48 @@
+//! Retention: prunes old events from `pgsse.event` on a timer.
+//!
+//! Several gateways may prune the same database; `pgsse.prune` is safe to run concurrently. A
+//! failed run (the database is away) is logged and retried at the next tick.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+
+use crate::shutdown::Shutdown;
+use crate::store::events;
+
+pub struct Retention {
+    pub max_age: Duration,
+    pub max_events: i64,
+    pub interval: Duration,
+}
+
+/// Prunes every `interval` until shutdown, starting at once.
+pub async fn run(pool: Pool, retention: Arc<Retention>, mut shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(retention.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => prune(&pool, &retention).await,
+            () = shutdown.fired() => return,
+        }
+    }
+}
+
+async fn prune(pool: &Pool, retention: &Retention) {
+    let result = async {
+        let client = pool.get().await.map_err(|e| e.to_string())?;
+        events::prune(&client, retention.max_age, retention.max_events)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match result.await {
+        Ok(0) => {}
+        Ok(deleted) => log::info!(
+            "retention: pruned {deleted} events (keeping {} s and at most {} events)",
+            retention.max_age.as_secs(),
+            retention.max_events
+        ),
+        Err(err) => log::warn!("retention: cannot prune, will retry: {err}"),
+    }
+}

@@ -77,7 +77,7 @@ impl App {
             state,
             trigger,
             retention: Arc::new(retention),
-            database: db::with_timeouts(config.database),
+            database: db::for_listener(config.database),
         })
     }
 

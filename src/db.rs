@@ -14,6 +14,9 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
+/// How long background work (replays, pruning) waits on the database before giving up.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serializes migrations between gateway instances starting together (refinery takes no lock).
 const MIGRATION_LOCK: i64 = 7_305_011_400;
 
@@ -34,14 +37,17 @@ pub fn pool(config: &Config) -> Pool {
     let manager = Manager::from_config(
         with_timeouts(config.database.clone()),
         NoTls,
+        // Verified: a pooled connection answers a round trip before reuse, within the recycle
+        // timeout, so one left half-open by a dead network path is replaced, not handed out.
         ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
+            recycling_method: RecyclingMethod::Verified,
         },
     );
     Pool::builder(manager)
         .max_size(config.pool_size)
-        .wait_timeout(Some(Duration::from_secs(10)))
-        .create_timeout(Some(Duration::from_secs(10)))
+        .wait_timeout(Some(QUERY_TIMEOUT))
+        .create_timeout(Some(QUERY_TIMEOUT))
+        .recycle_timeout(Some(Duration::from_secs(2)))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .expect("a pool with a runtime and timeouts always builds")
@@ -60,6 +66,15 @@ pub fn with_timeouts(mut pg: tokio_postgres::Config) -> tokio_postgres::Config {
     if pg.get_application_name().is_none() {
         pg.application_name("pgsse");
     }
+    pg
+}
+
+/// The listener's connection settings: the pool's, named so that it can be told apart in
+/// `pg_stat_activity` (operators look for it, and tests terminate it).
+pub fn for_listener(pg: tokio_postgres::Config) -> tokio_postgres::Config {
+    let mut pg = with_timeouts(pg);
+    let name = format!("{} listener", pg.get_application_name().unwrap_or("pgsse"));
+    pg.application_name(&name);
     pg
 }
 

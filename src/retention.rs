@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 
+use crate::db;
 use crate::shutdown::Shutdown;
 use crate::store::events;
 
@@ -36,7 +37,10 @@ async fn prune(pool: &Pool, retention: &Retention) {
             .await
             .map_err(|e| e.to_string())
     };
-    match result.await {
+    let result = tokio::time::timeout(db::QUERY_TIMEOUT, result)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {:?}", db::QUERY_TIMEOUT)));
+    match result {
         Ok(0) => {}
         Ok(deleted) => log::info!(
             "retention: pruned {deleted} events (keeping {} s and at most {} events)",

@@ -21,6 +21,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::filter::EventFilter;
 use super::State;
+use crate::db;
 use crate::event::Frame;
 use crate::metrics;
 use crate::shutdown::Shutdown;
@@ -315,18 +316,21 @@ fn position(id: i64, rest: &str) -> Bytes {
 
 /// A page of events after `after` from the event table, and how far the table was pruned.
 async fn read_table(state: &State, after: i64) -> Result<(Vec<Arc<Frame>>, i64), String> {
-    let client = state.pool.get().await.map_err(|e| e.to_string())?;
-    let statement = client
-        .prepare_cached(events::EVENTS_AFTER)
+    let read = async {
+        let client = state.pool.get().await.map_err(|e| e.to_string())?;
+        let statement = client
+            .prepare_cached(events::EVENTS_AFTER)
+            .await
+            .map_err(|e| e.to_string())?;
+        events::after(&client, &statement, after, REPLAY_PAGE as i64)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let page = tokio::time::timeout(db::QUERY_TIMEOUT, read)
         .await
-        .map_err(|e| e.to_string())?;
-    let page = events::after(&client, &statement, after, REPLAY_PAGE as i64)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((
-        page.frames.into_iter().map(Arc::new).collect(),
-        page.pruned_through,
-    ))
+        .map_err(|_| format!("no answer within {:?}", db::QUERY_TIMEOUT))??;
+    let frames = page.frames.into_iter().map(Arc::new).collect();
+    Ok((frames, page.pruned_through))
 }
 
 /// Bytes to write in one go: a lone frame's shared bytes as they are, several frames copied

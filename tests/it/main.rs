@@ -2,6 +2,11 @@
 //! it: bytes on the SSE stream, statuses and bodies, rows in the tables.
 
 mod api;
+mod cli;
+mod delivery;
 mod events;
+mod instances;
+mod recovery;
+mod resume;
 mod stream;
 mod support;

@@ -67,7 +67,7 @@ pub async fn request(
             socket.write_all(body).await.expect("write body");
         }
         let mut reader = BufReader::new(socket);
-        let (status, headers) = read_head(&mut reader).await;
+        let (status, headers) = read_head(&mut reader).await.expect("a response head");
         let chunked = headers
             .iter()
             .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
@@ -100,10 +100,12 @@ pub async fn post_json(addr: SocketAddr, path: &str, body: &Value) -> Response {
     request(addr, "POST", path, &headers, Some(&body)).await
 }
 
-/// Reads the status line and headers.
-pub async fn read_head(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>) {
+/// Reads the status line and headers; `None` if the connection closes first.
+pub async fn read_head(reader: &mut BufReader<TcpStream>) -> Option<(u16, Vec<(String, String)>)> {
     let mut line = String::new();
-    reader.read_line(&mut line).await.expect("read status line");
+    if reader.read_line(&mut line).await.ok()? == 0 {
+        return None;
+    }
     let status = line
         .split_whitespace()
         .nth(1)
@@ -112,10 +114,12 @@ pub async fn read_head(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, 
     let mut headers = Vec::new();
     loop {
         line.clear();
-        reader.read_line(&mut line).await.expect("read header");
+        if reader.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
         let line = line.trim_end();
         if line.is_empty() {
-            return (status, headers);
+            return Some((status, headers));
         }
         let (name, value) = line.split_once(':').expect("header has a colon");
         headers.push((name.trim().to_owned(), value.trim().to_owned()));

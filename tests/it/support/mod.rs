@@ -1,8 +1,10 @@
 //! The test harness: a gateway started in-process on port 0 against a fresh database, a plain
 //! SQL connection to write rows with, and clients to observe it.
 
+pub mod checker;
 pub mod http;
 pub mod pg;
+pub mod proxy;
 pub mod sse;
 
 use std::collections::HashMap;
@@ -176,6 +178,70 @@ pub async fn connect(url: &str) -> Sql {
         .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
     tokio::spawn(connection);
     Sql(client)
+}
+
+/// Connects to `url`, or `None` if the server is not reachable right now.
+pub async fn try_connect(url: &str) -> Option<Sql> {
+    let (client, connection) = timeout(WAIT, tokio_postgres::connect(url, NoTls))
+        .await
+        .ok()?
+        .ok()?;
+    tokio::spawn(connection);
+    Some(Sql(client))
+}
+
+/// Inserts `count` boards named `{prefix}{i}`, one transaction each, `pause` apart, the way a
+/// busy application would. Each insert is retried until it succeeds (the database may be
+/// restarting), for at most [`WAIT`] per insert. Returns when all are in.
+pub fn spawn_writer(url: &str, prefix: &str, count: usize, pause: Duration) -> JoinHandle<()> {
+    let (url, prefix) = (url.to_owned(), prefix.to_owned());
+    tokio::spawn(async move {
+        let mut sql = None;
+        for i in 0..count {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                if sql.is_none() {
+                    sql = try_connect(&url).await;
+                }
+                if let Some(conn) = &sql {
+                    let insert = format!(
+                        "insert into app_user(username) values ('writer') on conflict do nothing; \
+                         insert into board(name, creator_id) \
+                         select '{prefix}{i}', id from app_user where username = 'writer'"
+                    );
+                    match conn.try_exec(&insert).await {
+                        Ok(()) => break,
+                        Err(_) => sql = None,
+                    }
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "insert {prefix}{i} kept failing"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    })
+}
+
+/// The newest event id in the table.
+pub async fn newest_event(sql: &Sql) -> i64 {
+    sql.one("select coalesce(max(id), 0) from pgsse.event", &[])
+        .await
+        .get(0)
+}
+
+/// A gauge or counter from `/metrics`.
+pub async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app.get("/metrics").await.text();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("pgsse_{name} ")))
+        .unwrap_or_else(|| panic!("no metric {name} in {text}"))
+        .parse()
+        .expect("a number")
 }
 
 /// Creates an empty database in `cluster` and returns its URL.

@@ -61,11 +61,24 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`).
+    pub fn stop_immediate(&self) {
+        run(self.command("pg_ctl").arg("-D").arg(self.data()).args([
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]));
+    }
+
     /// Starts the server again on the same port.
     pub fn start_server(&self) {
+        // fsync=off is safe here: tests kill the server, never the machine, so the OS keeps every
+        // write. synchronous_commit stays on: with it off a killed server forgets transactions
+        // it had already reported committed (and notified), which no gateway can make good.
         let options = format!(
             "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+             -c fsync=off -c full_page_writes=off \
              -c max_connections=300",
             self.port
         );

@@ -50,41 +50,69 @@ impl SseClient {
     /// Opens a stream. On a 200 it also reads the first block, so when this returns the server
     /// has subscribed the client and every later event will reach it.
     pub async fn connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> SseClient {
-        let open = async {
-            let mut socket = TcpStream::connect(addr).await.expect("connect");
-            let mut head =
-                format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
-            for (name, value) in headers {
-                head.push_str(&format!("{name}: {value}\r\n"));
-            }
-            head.push_str("\r\n");
-            socket
-                .write_all(head.as_bytes())
-                .await
-                .expect("write request");
-            let mut reader = BufReader::new(socket);
-            let (status, headers) = read_head(&mut reader).await;
-            SseClient {
-                status,
-                headers,
-                reader,
-                raw: Vec::new(),
-                parsed: 0,
-                comments: Vec::new(),
-                retry: None,
-                last_event_id: None,
-                ended: false,
-            }
+        let open = SseClient::try_connect(addr, path, headers);
+        match timeout(WAIT, open).await {
+            Ok(Some(client)) => client,
+            _ => panic!("GET {path}: no stream within {WAIT:?}"),
+        }
+    }
+
+    /// Like [`SseClient::connect`], but `None` when the server cannot be reached or closes the
+    /// connection before answering.
+    pub async fn try_connect(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Option<SseClient> {
+        let mut socket = TcpStream::connect(addr).await.ok()?;
+        let mut head =
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        socket.write_all(head.as_bytes()).await.ok()?;
+        let mut reader = BufReader::new(socket);
+        let (status, headers) = read_head(&mut reader).await?;
+        let mut client = SseClient {
+            status,
+            headers,
+            reader,
+            raw: Vec::new(),
+            parsed: 0,
+            comments: Vec::new(),
+            retry: None,
+            last_event_id: None,
+            ended: false,
         };
-        let mut client = timeout(WAIT, open).await.expect("stream opens in time");
         if client.status == 200 {
             let first = client.next_block(WAIT).await;
             assert!(
                 first.is_none(),
                 "the stream starts with an event instead of its preamble: {first:?}"
             );
+            if client.ended {
+                return None;
+            }
+        } else {
+            client.read_error_body().await;
         }
-        client
+        Some(client)
+    }
+
+    /// Reads the rest of a non-stream answer (an error) into `raw`.
+    async fn read_error_body(&mut self) {
+        let length: usize = self
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        if tokio::io::AsyncReadExt::read_exact(&mut self.reader, &mut body)
+            .await
+            .is_ok()
+        {
+            self.raw = body;
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -1,0 +1,96 @@
+//! Delivery under load: long transactions, big transactions, and readers that stop reading.
+
+use std::time::Duration;
+
+use crate::support::checker::{check, Recorder};
+use crate::support::{insert_board, metric, newest_event, spawn_app, spawn_app_with, spawn_writer};
+
+const STREAM: &str = "/sse/notifications/";
+
+#[tokio::test]
+async fn a_long_open_transaction_holds_back_no_one_and_its_event_comes_after_its_commit() {
+    let app = spawn_app().await;
+    let mut client = Recorder::connect(app.addr, STREAM, Some(0)).await;
+    let sql = app.sql().await;
+    insert_board(&sql, "alice", "setup").await;
+    let long = app.sql().await;
+    long.exec("begin; insert into board(name, creator_id) select 'long', id from app_user")
+        .await;
+    let writer = spawn_writer(&app.database_url, "w", 50, Duration::ZERO);
+    writer.await.unwrap();
+    client.read(51).await;
+    let before_commit = newest_event(&sql).await;
+    long.exec("commit").await;
+    client.read(1).await;
+    let last = client.events().last().unwrap().clone();
+    assert_eq!(last.json()["board_name"], "long");
+    assert!(last.id() > before_commit);
+    check(&sql, &client, 0, last.id())
+        .await
+        .assert_clean("client");
+}
+
+#[tokio::test]
+async fn five_thousand_rows_in_one_transaction_all_arrive_in_order() {
+    let app = spawn_app().await;
+    let mut client = Recorder::connect(app.addr, STREAM, Some(0)).await;
+    let sql = app.sql().await;
+    insert_board(&sql, "alice", "setup").await;
+    sql.exec(
+        "insert into board(name, creator_id) \
+         select 'bulk' || g, u.id from generate_series(1, 5000) g, app_user u",
+    )
+    .await;
+    let through = newest_event(&sql).await;
+    client.read_through(through).await;
+    assert_eq!(client.events().count(), 5001);
+    check(&sql, &client, 0, through)
+        .await
+        .assert_clean("client");
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_delays_no_one_and_loses_nothing() {
+    let app = spawn_app_with(&[("BROADCAST_CAPACITY", "64"), ("RING_CAPACITY", "128")]).await;
+    let sql = app.sql().await;
+    insert_board(&sql, "alice", "setup").await;
+    let mut stalled = Recorder::connect(app.addr, STREAM, Some(0)).await;
+    stalled.read(1).await;
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        readers.push(Recorder::connect(app.addr, STREAM, Some(0)).await);
+    }
+    // About 11 MB of events: far more than socket buffers hold for a reader that stops.
+    for _ in 0..20 {
+        sql.exec(
+            "insert into board(name, creator_id) \
+             select repeat('x', 1000) || g, u.id from generate_series(1, 500) g, app_user u",
+        )
+        .await;
+    }
+    let through = newest_event(&sql).await;
+    // The others get everything while the stalled reader has not read a byte.
+    let mut done = Vec::new();
+    for reader in readers {
+        done.push(tokio::spawn(async move {
+            let mut reader = reader;
+            reader.read_through(through).await;
+            reader
+        }));
+    }
+    for (i, reader) in done.into_iter().enumerate() {
+        let reader = reader.await.unwrap();
+        check(&sql, &reader, 0, through)
+            .await
+            .assert_clean(&format!("reader {i}"));
+    }
+    stalled.read_through(through).await;
+    check(&sql, &stalled, 0, through)
+        .await
+        .assert_clean("the stalled reader");
+    assert!(
+        metric(&app, "lag_resyncs_total").await + metric(&app, "forced_disconnects_total").await
+            >= 1.0
+    );
+    assert!(metric(&app, "replayed_from_table_total").await > 0.0);
+}

@@ -1,0 +1,71 @@
+//! Several gateways on one database.
+
+use std::time::Duration;
+
+use pgsse::{App, Config};
+
+use crate::support::checker::{check, Recorder, Resume};
+use crate::support::{fresh_database, newest_event, pg, spawn_app_on, spawn_writer, WAIT};
+
+const STREAM: &str = "/sse/notifications/";
+
+#[tokio::test]
+async fn two_gateways_deliver_the_same_ids_and_a_client_can_move_between_them() {
+    let url = fresh_database(pg::shared()).await;
+    let a = spawn_app_on(&url, &[]).await;
+    let b = spawn_app_on(&url, &[]).await;
+    let mut on_a = Recorder::connect(a.addr, STREAM, Some(0)).await;
+    let mut on_b = Recorder::connect(b.addr, STREAM, Some(0)).await;
+    let mut mover = Recorder::connect(a.addr, STREAM, Some(0)).await;
+    let writer = spawn_writer(&url, "w", 200, Duration::from_millis(1));
+    mover.read(60).await;
+    mover.reconnect(b.addr, Resume::Header).await;
+    mover.read(60).await;
+    mover.reconnect(a.addr, Resume::Query).await;
+    writer.await.unwrap();
+    let sql = crate::support::connect(&url).await;
+    let through = newest_event(&sql).await;
+    for (name, client) in [
+        ("on a", &mut on_a),
+        ("on b", &mut on_b),
+        ("mover", &mut mover),
+    ] {
+        client.read_through(through).await;
+        check(&sql, client, 0, through).await.assert_clean(name);
+    }
+    assert_eq!(
+        on_a.received, on_b.received,
+        "both gateways sent the same ids and data"
+    );
+}
+
+#[tokio::test]
+async fn two_gateways_starting_together_on_a_new_database_both_migrate_cleanly() {
+    let url = fresh_database(pg::shared()).await;
+    let config = || {
+        Config::from_lookup(|name| match name {
+            "DATABASE_URL" => Some(url.clone()),
+            "BIND_ADDR" => Some("127.0.0.1:0".into()),
+            _ => None,
+        })
+        .unwrap()
+    };
+    let (first, second) = tokio::time::timeout(WAIT, async {
+        tokio::join!(App::build(config()), App::build(config()))
+    })
+    .await
+    .expect("both build in time");
+    assert!(
+        first.is_ok() && second.is_ok(),
+        "{:?} {:?}",
+        first.err(),
+        second.err()
+    );
+    let sql = crate::support::connect(&url).await;
+    let applied: i64 = sql
+        .one("select count(*) from refinery_schema_history", &[])
+        .await
+        .get(0);
+    let migrations = std::fs::read_dir("migrations").unwrap().count() as i64;
+    assert_eq!(applied, migrations, "each migration applied exactly once");
+}

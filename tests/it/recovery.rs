@@ -1,0 +1,146 @@
+//! The listener never gives up: a terminated backend, a PostgreSQL restart and a half-open
+//! connection all end with every committed event delivered, once and in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support::checker::{check, Recorder};
+use crate::support::pg::{self, Cluster};
+use crate::support::proxy::Proxy;
+use crate::support::{
+    connect, fresh_database, insert_board, metric, newest_event, spawn_app, spawn_app_on,
+    spawn_writer, TestApp, WAIT,
+};
+
+const STREAM: &str = "/sse/notifications/";
+
+async fn wait_ready_is(app: &TestApp, status: u16) {
+    let wait = async {
+        while app.get("/readyz").await.status != status {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .unwrap_or_else(|_| panic!("/readyz did not answer {status} in time"));
+}
+
+#[tokio::test]
+async fn terminating_the_listener_backend_during_a_burst_of_inserts_loses_nothing() {
+    let app = spawn_app().await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(Recorder::connect(app.addr, STREAM, Some(0)).await);
+    }
+    let writer = spawn_writer(&app.database_url, "w", 1000, Duration::ZERO);
+    let sql = app.sql().await;
+    for round in 1..=3 {
+        while newest_event(&sql).await < round * 200 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let killed: i64 = sql
+            .one(
+                "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity \
+                 where application_name = 'pgsse listener' and datname = current_database()) k",
+                &[],
+            )
+            .await
+            .get(0);
+        assert_eq!(killed, 1, "the listener's backend was found");
+        wait_ready_is(&app, 200).await;
+    }
+    writer.await.unwrap();
+    let through = newest_event(&sql).await;
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.read_through(through).await;
+        check(&sql, client, 0, through)
+            .await
+            .assert_clean(&format!("client {i}"));
+    }
+    assert!(metric(&app, "listener_reconnects_total").await >= 3.0);
+}
+
+#[tokio::test]
+async fn a_postgres_crash_and_restart_mid_stream_loses_nothing() {
+    let cluster = Arc::new(tokio::task::spawn_blocking(Cluster::start).await.unwrap());
+    let url = fresh_database(&cluster).await;
+    let app = spawn_app_on(&url, &[]).await;
+    let mut early = Recorder::connect(app.addr, STREAM, Some(0)).await;
+    let writer = spawn_writer(&url, "w", 300, Duration::from_millis(3));
+    early.read(50).await;
+
+    let stopping = cluster.clone();
+    tokio::task::spawn_blocking(move || stopping.stop_immediate())
+        .await
+        .unwrap();
+    wait_ready_is(&app, 503).await;
+    // Connecting while the database is down still opens a stream (never a 5xx).
+    let mut late = Recorder::connect(app.addr, STREAM, Some(0)).await;
+    let starting = cluster.clone();
+    tokio::task::spawn_blocking(move || starting.start_server())
+        .await
+        .unwrap();
+
+    writer.await.unwrap();
+    wait_ready_is(&app, 200).await;
+    let sql = connect(&url).await;
+    let through = newest_event(&sql).await;
+    for (name, client) in [("early", &mut early), ("late", &mut late)] {
+        client.read_through(through).await;
+        check(&sql, client, 0, through).await.assert_clean(name);
+    }
+}
+
+#[tokio::test]
+async fn a_half_open_listener_connection_is_detected_and_replaced() {
+    let cluster = pg::shared();
+    let url = fresh_database(cluster).await;
+    let proxy = Proxy::start(cluster.port).await;
+    let through_proxy = url.replace(&format!(":{}/", cluster.port), &format!(":{}/", proxy.port));
+    let app = spawn_app_on(&through_proxy, &[]).await;
+    let mut client = Recorder::connect(app.addr, STREAM, Some(0)).await;
+    let sql = connect(&url).await;
+    for i in 0..5 {
+        insert_board(&sql, "alice", &format!("before {i}")).await;
+    }
+    client.read(5).await;
+
+    proxy.freeze_open_connections();
+    let frozen_at = tokio::time::Instant::now();
+    for i in 0..5 {
+        insert_board(&sql, "alice", &format!("during {i}")).await;
+    }
+    // Nothing reaches the listener now; it must notice on its own and reconnect.
+    client.read(5).await;
+    println!(
+        "recovered from a half-open connection in {:?}",
+        frozen_at.elapsed()
+    );
+    let through = newest_event(&sql).await;
+    check(&sql, &client, 0, through)
+        .await
+        .assert_clean("client");
+    assert!(metric(&app, "listener_reconnects_total").await >= 1.0);
+}
+
+#[tokio::test]
+async fn the_listener_reads_what_was_committed_while_it_was_away() {
+    let app = spawn_app().await;
+    let mut client = Recorder::connect(app.addr, STREAM, Some(0)).await;
+    let sql = app.sql().await;
+    insert_board(&sql, "alice", "first").await;
+    client.read(1).await;
+    // Kill the listener and commit rows before it can possibly be back.
+    sql.exec(
+        "begin; \
+         select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgsse listener' and datname = current_database(); \
+         insert into board(name, creator_id) select 'gap' || g, u.id from generate_series(1, 50) g, app_user u; \
+         commit",
+    )
+    .await;
+    let through = newest_event(&sql).await;
+    client.read_through(through).await;
+    check(&sql, &client, 0, through)
+        .await
+        .assert_clean("client");
+}

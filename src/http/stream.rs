@@ -378,3 +378,64 @@ impl Chunk {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Hub;
+    use crate::metrics::Metrics;
+    use crate::{config::Config, db, shutdown};
+
+    /// A state whose database is never reached: these streams are served from memory.
+    fn state(slow_client: Duration) -> (Arc<State>, shutdown::Trigger) {
+        let config = Config::from_lookup(|name| {
+            (name == "DATABASE_URL").then(|| "postgres://nobody@127.0.0.1:1/none".to_owned())
+        })
+        .unwrap();
+        let (trigger, shutdown) = shutdown::channel();
+        let state = State {
+            pool: db::pool(&config),
+            hub: Arc::new(Hub::new(4, 100, 0)),
+            metrics: Arc::new(Metrics::default()),
+            keepalive: Duration::from_secs(60),
+            slow_client,
+            shutdown,
+        };
+        (Arc::new(state), trigger)
+    }
+
+    fn publish(state: &State, ids: std::ops::RangeInclusive<i64>) -> Vec<u8> {
+        let mut expected = Vec::new();
+        for id in ids {
+            let frame = Frame::render(id, "newBoard", &json!({ "board_id": id }));
+            expected.extend_from_slice(&frame.bytes);
+            state.hub.publish(frame);
+        }
+        expected
+    }
+
+    #[tokio::test]
+    async fn a_client_that_lags_behind_the_broadcast_catches_up_from_the_ring_in_order() {
+        let (state, _trigger) = state(Duration::from_secs(3600));
+        let mut stream = ClientStream::start(state.clone(), None, EventFilter::default());
+        assert_eq!(stream.next_chunk().await.unwrap(), PREAMBLE);
+        // Ten events into a broadcast that holds four: the receiver has lagged.
+        let expected = publish(&state, 1..=10);
+        assert_eq!(stream.next_chunk().await.unwrap(), expected);
+        assert_eq!(state.metrics.lag_resyncs.load(Relaxed), 1);
+        assert_eq!(state.metrics.replayed_from_ring.load(Relaxed), 10);
+        // Back to live, with the copies still in the receiver skipped.
+        let next = publish(&state, 11..=11);
+        assert_eq!(stream.next_chunk().await.unwrap(), next);
+    }
+
+    #[tokio::test]
+    async fn a_client_behind_for_too_long_is_disconnected_to_resume() {
+        let (state, _trigger) = state(Duration::ZERO);
+        let mut stream = ClientStream::start(state.clone(), None, EventFilter::default());
+        stream.next_chunk().await.unwrap();
+        publish(&state, 1..=10);
+        assert_eq!(stream.next_chunk().await, None);
+        assert_eq!(state.metrics.forced_disconnects.load(Relaxed), 1);
+    }
+}

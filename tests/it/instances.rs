@@ -40,6 +40,26 @@ async fn two_gateways_deliver_the_same_ids_and_a_client_can_move_between_them() 
 }
 
 #[tokio::test]
+async fn a_client_resumes_across_a_gateway_restart_and_misses_nothing() {
+    let url = fresh_database(pg::shared()).await;
+    let mut before = spawn_app_on(&url, &[]).await;
+    let mut client = Recorder::connect(before.addr, STREAM, Some(0)).await;
+    let writer = spawn_writer(&url, "w", 200, Duration::from_millis(2));
+    client.read(50).await;
+    before.stop().await;
+    // Rows keep committing while no gateway runs; the new one starts after them.
+    let after = spawn_app_on(&url, &[]).await;
+    client.reconnect(after.addr, Resume::Header).await;
+    writer.await.unwrap();
+    let sql = crate::support::connect(&url).await;
+    let through = newest_event(&sql).await;
+    client.read_through(through).await;
+    check(&sql, &client, 0, through)
+        .await
+        .assert_clean("client");
+}
+
+#[tokio::test]
 async fn two_gateways_starting_together_on_a_new_database_both_migrate_cleanly() {
     let url = fresh_database(pg::shared()).await;
     let config = || {

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::auth::Verifier;
 use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::http::{self, State};
 use crate::hub::Hub;
 use crate::listener;
 use crate::metrics::Metrics;
+use crate::registry::Registry;
 use crate::retention::{self, Retention};
 use crate::shutdown::{self, Trigger};
 
@@ -65,7 +67,13 @@ impl App {
             keepalive: config.keepalive,
             slow_client: config.slow_client,
             shutdown,
+            auth: config.auth_secret.as_deref().map(Verifier::new),
+            registry: Arc::new(Registry::new(config.max_streams_per_user)),
+            demo_tokens: config.demo_tokens,
         });
+        if state.auth.is_none() {
+            log::info!("authentication is off: streams are open to anyone (set AUTH_JWT_SECRET)");
+        }
         let retention = Retention {
             max_age: config.retention_age,
             max_events: config.retention_events,

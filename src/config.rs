@@ -66,6 +66,21 @@ pub const SETTINGS: &[Setting] = &[
         help: "a client still behind the live stream after this many seconds is disconnected to resume",
     },
     Setting {
+        name: "AUTH_JWT_SECRET",
+        default: Some(""),
+        help: "turns authentication on: HS256 secret (32+ characters) that signs access tokens",
+    },
+    Setting {
+        name: "MAX_STREAMS_PER_USER",
+        default: Some("10"),
+        help: "streams one user may hold; beyond it the oldest is closed",
+    },
+    Setting {
+        name: "DEMO_TOKENS",
+        default: Some("0"),
+        help: "1 enables POST /api/demo/token, which signs anyone in (demos only; needs AUTH_JWT_SECRET)",
+    },
+    Setting {
         name: "RUST_LOG",
         default: Some("info"),
         help: "log filter, e.g. debug or pgsse=debug,warp=info",
@@ -93,6 +108,11 @@ pub struct Config {
     /// A client that has been behind the live stream this long and falls behind again is
     /// disconnected, so that it resumes from the table with Last-Event-ID.
     pub slow_client: Duration,
+    /// The HS256 secret; `None` leaves authentication off.
+    pub auth_secret: Option<String>,
+    pub max_streams_per_user: usize,
+    /// Whether `POST /api/demo/token` signs anyone in.
+    pub demo_tokens: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +151,22 @@ impl Config {
             retention_events: env.parse("RETENTION_MAX_EVENTS", positive)?,
             prune_interval: Duration::from_secs(env.parse("PRUNE_INTERVAL_SECS", positive)?),
             slow_client: Duration::from_secs(env.parse("SLOW_CLIENT_SECS", positive)?),
+            auth_secret: env.parse("AUTH_JWT_SECRET", secret)?,
+            max_streams_per_user: env.parse("MAX_STREAMS_PER_USER", positive)?,
+            demo_tokens: env.parse("DEMO_TOKENS", flag)?,
         })
+        .and_then(Config::consistent)
+    }
+
+    fn consistent(self) -> Result<Config, ConfigError> {
+        if self.demo_tokens && self.auth_secret.is_none() {
+            return Err(ConfigError::Invalid {
+                name: "DEMO_TOKENS",
+                value: "1".into(),
+                reason: "demo tokens need AUTH_JWT_SECRET to sign them".into(),
+            });
+        }
+        Ok(self)
     }
 }
 
@@ -142,9 +177,11 @@ pub fn help() -> String {
          Usage: pgsse [--help]\n\nSettings (environment variables):\n",
     );
     for s in SETTINGS {
-        let default = s
-            .default
-            .map_or("required".into(), |d| format!("default {d}"));
+        let default = match s.default {
+            None => "required".into(),
+            Some("") => "optional".into(),
+            Some(d) => format!("default {d}"),
+        };
         text.push_str(&format!("  {:<20} {} ({default})\n", s.name, s.help));
     }
     text
@@ -174,14 +211,33 @@ impl Env<'_> {
         };
         parse(value.trim()).map_err(|e| ConfigError::Invalid {
             name,
-            // A connection string may hold a password; never echo it.
-            value: if name == "DATABASE_URL" {
+            // A connection string may hold a password, and a secret is secret: never echo them.
+            value: if SECRET.contains(&name) {
                 "…".into()
             } else {
                 value.clone()
             },
             reason: e.to_string(),
         })
+    }
+}
+
+/// Settings whose values never appear in messages.
+const SECRET: &[&str] = &["DATABASE_URL", "AUTH_JWT_SECRET"];
+
+fn secret(value: &str) -> Result<Option<String>, String> {
+    match value.len() {
+        0 => Ok(None),
+        1..=31 => Err("use at least 32 characters".into()),
+        _ => Ok(Some(value.to_owned())),
+    }
+}
+
+fn flag(value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected 1 or 0".into()),
     }
 }
 
@@ -236,6 +292,32 @@ mod tests {
         assert!(
             err.starts_with("BIND_ADDR=\"localhost\" is invalid"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn authentication_is_off_unless_a_long_enough_secret_is_given() {
+        let url = ("DATABASE_URL", "postgres://x/y");
+        assert_eq!(config(&[url]).unwrap().auth_secret, None);
+        let err = config(&[url, ("AUTH_JWT_SECRET", "short secret")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "AUTH_JWT_SECRET=\"…\" is invalid: use at least 32 characters"
+        );
+        let err = config(&[url, ("DEMO_TOKENS", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("DEMO_TOKENS") && err.contains("AUTH_JWT_SECRET"),
+            "{err}"
+        );
+        let long = "0123456789abcdef0123456789abcdef";
+        let on = config(&[url, ("AUTH_JWT_SECRET", long), ("DEMO_TOKENS", "1")]).unwrap();
+        assert_eq!(
+            (on.auth_secret.as_deref(), on.demo_tokens),
+            (Some(long), true)
         );
     }
 

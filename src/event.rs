@@ -16,6 +16,54 @@ pub struct Event {
     /// the full event is then read from the event table.
     #[serde(default)]
     pub data: Option<Value>,
+    /// Who the event is for; absent for events to everyone.
+    #[serde(default)]
+    pub to: Option<Target>,
+}
+
+/// Who a targeted event is for. Every field that is set must match the stream.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Target {
+    /// A username.
+    pub user: Option<String>,
+    /// A stream's `clientId`.
+    pub client: Option<String>,
+    /// A stream's `sessionId`.
+    pub session: Option<String>,
+}
+
+/// Who is listening on a stream.
+#[derive(Clone, Debug, Default)]
+pub struct Viewer {
+    /// The authenticated username (or, without authentication, the `userId` the stream gave).
+    pub user: Option<String>,
+    pub client_id: String,
+    pub session_id: Option<String>,
+}
+
+impl Target {
+    /// A target from the event table's columns; `None` when the event is for everyone.
+    pub fn from_columns(
+        user: Option<String>,
+        client: Option<String>,
+        session: Option<String>,
+    ) -> Option<Target> {
+        let target = Target {
+            user,
+            client,
+            session,
+        };
+        (target != Target::default()).then_some(target)
+    }
+
+    pub fn admits(&self, viewer: &Viewer) -> bool {
+        fn matches(wanted: &Option<String>, actual: Option<&str>) -> bool {
+            wanted.as_deref().is_none_or(|w| actual == Some(w))
+        }
+        matches(&self.user, viewer.user.as_deref())
+            && matches(&self.client, Some(&viewer.client_id))
+            && matches(&self.session, viewer.session_id.as_deref())
+    }
 }
 
 /// One event, rendered as the bytes of an SSE message.
@@ -25,6 +73,8 @@ pub struct Frame {
     pub kind: Box<str>,
     /// The board the event concerns, for clients that filter by board.
     pub board_id: Option<i64>,
+    /// Who may receive it; `None` for everyone.
+    pub target: Option<Box<Target>>,
     /// `id: …\nevent: …\ndata: …\n\n`, ready to write.
     pub bytes: Bytes,
 }
@@ -39,7 +89,7 @@ impl Event {
 impl Frame {
     /// Renders an event's SSE message. `data` is written as compact JSON, which never contains a
     /// raw line break, so the message stays one `data:` line whatever the strings hold.
-    pub fn render(id: i64, kind: &str, data: &Value) -> Frame {
+    pub fn render(id: i64, kind: &str, data: &Value, target: Option<Target>) -> Frame {
         // Kinds come from the database's own functions; drop control characters all the same so a
         // stray line break can never split the frame.
         let kind: Box<str> = kind.chars().filter(|c| !c.is_control()).collect();
@@ -55,6 +105,7 @@ impl Frame {
         Frame {
             id,
             board_id: data.get("board_id").and_then(Value::as_i64),
+            target: target.map(Box::new),
             kind,
             bytes: Bytes::from(text),
         }
@@ -72,6 +123,7 @@ mod tests {
             7,
             "newBoard",
             &json!({"board_id": 3, "board_name": "a\r\nb"}),
+            None,
         );
         assert_eq!(
             &frame.bytes[..],

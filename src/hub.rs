@@ -121,7 +121,7 @@ mod tests {
     use serde_json::json;
 
     fn frame(id: i64) -> Frame {
-        Frame::render(id, "newBoard", &json!({ "board_id": id }))
+        Frame::render(id, "newBoard", &json!({ "board_id": id }), None)
     }
 
     #[test]

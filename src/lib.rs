@@ -2,9 +2,10 @@
 //!
 //! # Codemap
 //!
-//! A row inserted into `board` or `path` by any SQL client fires a deferred trigger
-//! (`migrations/`) that, at commit, records an event in `pgsse.event` with a commit-ordered id and
-//! calls `pg_notify`. From there:
+//! A row inserted into `board`, `path` or `notification` by any SQL client, or an event published
+//! with `pgsse.publish`, fires a deferred trigger (`migrations/`) that, at commit, records an event
+//! in `pgsse.event` with a commit-ordered id (and its recipient, if it has one) and calls
+//! `pg_notify`. From there:
 //!
 //! - [`listener`]: one dedicated connection that `LISTEN`s, forwards each event to the hub, and
 //!   reads the table for anything a notification could not carry or it missed while away.
@@ -13,6 +14,8 @@
 //! - [`event`]: events as the database records them, rendered into SSE frames.
 //! - [`http`]: the routes: the SSE stream (`http::sse`, `http::stream`), the REST API and health.
 //! - [`store`]: the SQL queries, one module per table; the SQL itself lives in `sql/`.
+//! - [`auth`]: HS256 access tokens; [`registry`]: the connected streams, who is on each, and the
+//!   per-user stream limit.
 //! - [`db`]: the connection pool and migrations; [`config`]: settings from the environment;
 //!   [`metrics`]: counters; [`retention`]: prunes old events on a timer; [`shutdown`]: the stop
 //!   protocol; [`app`]: wires it all together.
@@ -23,8 +26,10 @@
 //! - Only `listener` sees `AsyncMessage`; no pooled connection ever `LISTEN`s.
 //! - The hub does no I/O and never waits for a client.
 //! - Every client is a cursor (the last id it was sent); what it receives is strictly increasing.
+//! - A targeted event reaches only streams whose user, clientId and sessionId match its target.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod event;
@@ -32,6 +37,7 @@ pub mod http;
 pub mod hub;
 pub mod listener;
 pub mod metrics;
+pub mod registry;
 pub mod retention;
 pub mod shutdown;
 pub mod store;

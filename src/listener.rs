@@ -135,7 +135,7 @@ impl Reader<'_> {
         match event.data {
             _ if event.id <= last_id => Ok(()),
             Some(data) if event.id == last_id + 1 => {
-                self.publish(Frame::render(event.id, &event.kind, &data));
+                self.publish(Frame::render(event.id, &event.kind, &data, event.to));
                 Ok(())
             }
             _ => self.catch_up().await,

@@ -14,6 +14,12 @@ pub enum ApiError {
         message: String,
         field: Option<&'static str>,
     },
+    /// No valid access token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid token without the needed role.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -61,6 +67,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -90,7 +98,13 @@ impl Reply for ApiError {
             error: self.to_string(),
             field: self.field(),
         };
-        warp::reply::with_status(warp::reply::json(&body), self.status()).into_response()
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+        if let ApiError::Unauthorized(_) = self {
+            let challenge = warp::http::HeaderValue::from_static("Bearer");
+            response.headers_mut().insert("www-authenticate", challenge);
+        }
+        response
     }
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP surface: a routing table, the state handlers share, and the translation of warp's
 //! own rejections (unknown route, wrong method, bad query) into the API's JSON errors.
 
+mod auth;
 mod boards;
 mod body;
 pub mod error;
@@ -8,6 +9,7 @@ mod filter;
 mod health;
 mod params;
 mod paths;
+mod publish;
 mod sse;
 mod stream;
 mod users;
@@ -24,8 +26,10 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use self::error::ApiError;
+use crate::auth::Verifier;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 
 /// What every handler can reach.
@@ -39,6 +43,12 @@ pub struct State {
     pub slow_client: Duration,
     /// Streams end when this fires; each stream holds a clone.
     pub shutdown: Shutdown,
+    /// Checks access tokens; `None` when authentication is off.
+    pub auth: Option<Verifier>,
+    /// The connected streams.
+    pub registry: Arc<Registry>,
+    /// Whether `POST /api/demo/token` hands out tokens (demos only).
+    pub demo_tokens: bool,
 }
 
 /// Every route of the gateway.
@@ -49,6 +59,7 @@ pub fn routes(
         .or(health::routes(state.clone()))
         .or(users::routes(state.clone()))
         .or(boards::routes(state.clone()))
+        .or(publish::routes(state.clone()))
         .or(paths::routes(state))
         .recover(rejection)
 }

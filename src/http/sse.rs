@@ -6,16 +6,18 @@
 //! once a stream has started it is never turned into an error.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use warp::http::HeaderValue;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use super::auth;
 use super::error::ApiError;
 use super::filter::EventFilter;
-use super::params;
-use super::stream::ClientStream;
+use super::params::{self, Query};
+use super::stream::{ClientStream, Opening};
 use super::{with_state, State};
 use crate::db;
 
@@ -26,13 +28,19 @@ pub fn route(
     warp::path!("sse" / "notifications")
         .and(warp::get())
         .and(warp::header::optional::<String>("last-event-id"))
-        .and(warp::query::<Vec<(String, String)>>())
+        .and(warp::query::<Query>())
+        .and(auth::token())
         .and(with_state(state))
         .then(open)
 }
 
-async fn open(header: Option<String>, query: Vec<(String, String)>, state: Arc<State>) -> Response {
-    match start(header, query, state).await {
+async fn open(
+    header: Option<String>,
+    query: Query,
+    token: Option<String>,
+    state: Arc<State>,
+) -> Response {
+    match start(header, query, token, state).await {
         Ok(stream) => stream_response(stream),
         Err(err) => err.into_response(),
     }
@@ -40,9 +48,11 @@ async fn open(header: Option<String>, query: Vec<(String, String)>, state: Arc<S
 
 async fn start(
     header: Option<String>,
-    query: Vec<(String, String)>,
+    query: Query,
+    token: Option<String>,
     state: Arc<State>,
 ) -> Result<ClientStream, ApiError> {
+    let claims = auth::identify(&state, token.as_deref())?;
     // The header is what a browser sends when it reconnects; it wins over the query parameter.
     let last_event_id = match header {
         Some(value) => parse_event_id("Last-Event-ID", &value)?,
@@ -52,11 +62,52 @@ async fn start(
         },
     };
     let filter = EventFilter::from_query(&query)?;
+    let user = match &claims {
+        Some(claims) if params::get(&query, "userId").is_some() => {
+            return Err(ApiError::bad_request(
+                "userId",
+                format!("userId is not accepted with authentication on; this stream is {:?}'s, from its token", claims.sub),
+            ))
+        }
+        Some(claims) => Some(claims.sub.clone()),
+        None => stream_name(&query, "userId")?,
+    };
     let last_event_id = match last_event_id {
         Some(id) if id > state.hub.position().last_id => Some(not_after_newest(&state, id).await),
         other => other,
     };
-    Ok(ClientStream::start(state, last_event_id, filter))
+    let registration = state.registry.register(
+        user,
+        stream_name(&query, "clientId")?,
+        stream_name(&query, "sessionId")?,
+        filter.describe(),
+    );
+    let opening = Opening {
+        last_event_id,
+        filter,
+        registration,
+        expires_in: claims.map(|c| Duration::from_secs(c.exp.saturating_sub(crate::auth::now()))),
+    };
+    Ok(ClientStream::start(state, opening))
+}
+
+/// An optional name a stream declares for itself (`userId` without authentication, `clientId`,
+/// `sessionId`): 1 to 128 letters, digits, `.`, `_`, `-`, `:` or `@`.
+fn stream_name(query: &Query, name: &'static str) -> Result<Option<String>, ApiError> {
+    let Some(value) = params::get(query, name).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let allowed = |c: char| c.is_alphanumeric() || "._-:@".contains(c);
+    if value.chars().count() <= 128 && value.chars().all(allowed) {
+        Ok(Some(value.to_owned()))
+    } else {
+        Err(ApiError::bad_request(
+            name,
+            format!(
+                "{name} must be 1 to 128 letters, digits, '.', '_', '-', ':' or '@', got {value:?}"
+            ),
+        ))
+    }
 }
 
 /// An id beyond the newest event (from another database, say) starts the client live rather

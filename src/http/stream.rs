@@ -24,6 +24,7 @@ use super::State;
 use crate::db;
 use crate::event::Frame;
 use crate::metrics;
+use crate::registry::{self, Registration};
 use crate::shutdown::Shutdown;
 use crate::store::events;
 
@@ -42,10 +43,24 @@ const REPLAY_RETRY: Duration = Duration::from_secs(1);
 /// events passed over, so that a reconnect does not replay a long filtered-out stretch.
 const POSITION_EVERY: u32 = 500;
 
+/// What a stream starts from.
+pub struct Opening {
+    /// Where to resume; `None` starts live.
+    pub last_event_id: Option<i64>,
+    pub filter: EventFilter,
+    /// Who is listening; also how the stream is listed and closed when its user has too many.
+    pub registration: Registration,
+    /// When the stream must end because its access token expires.
+    pub expires_in: Option<Duration>,
+}
+
 pub struct ClientStream {
     state: Arc<State>,
     receiver: broadcast::Receiver<Arc<Frame>>,
     filter: EventFilter,
+    registration: Registration,
+    /// Fires when the access token expires.
+    expires: Option<Pin<Box<Sleep>>>,
     /// The id of the last event this client has been sent or has passed over.
     cursor: i64,
     /// The last id the client itself has been told (in an event or an id-only frame).
@@ -71,22 +86,22 @@ enum Step {
 }
 
 impl ClientStream {
-    /// A stream that starts after event `last_event_id`, or live when there is none.
-    pub fn start(
-        state: Arc<State>,
-        last_event_id: Option<i64>,
-        filter: EventFilter,
-    ) -> ClientStream {
+    /// Opens a stream as `opening` describes.
+    pub fn start(state: Arc<State>, opening: Opening) -> ClientStream {
         let subscription = state.hub.subscribe();
-        let cursor = last_event_id.unwrap_or(subscription.last_id);
+        let cursor = opening.last_event_id.unwrap_or(subscription.last_id);
         state.metrics.clients_connected.fetch_add(1, Relaxed);
         let now = Instant::now();
         ClientStream {
             receiver: subscription.receiver,
-            filter,
+            filter: opening.filter,
+            registration: opening.registration,
+            expires: opening
+                .expires_in
+                .map(|left| Box::pin(tokio::time::sleep_until(now + left))),
             cursor,
             told: cursor,
-            catching_up: last_event_id.is_some(),
+            catching_up: opening.last_event_id.is_some(),
             behind_since: None,
             hopeless: false,
             opened: false,
@@ -111,7 +126,8 @@ impl ClientStream {
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if !self.opened {
             self.opened = true;
-            return Some(self.wrote(Bytes::from_static(PREAMBLE)));
+            let opening = [PREAMBLE, &self.connection_event()].concat();
+            return Some(self.wrote(Bytes::from(opening)));
         }
         loop {
             if self.hopeless {
@@ -124,6 +140,8 @@ impl ClientStream {
                     () = self.shutdown.fired() => Step::End,
                     received = self.receiver.recv() => self.received(received),
                     () = &mut self.idle => self.idle_elapsed(),
+                    () = self.registration.entry.evicted.notified() => Step::End,
+                    () = until(&mut self.expires) => self.expired(),
                 }
             };
             match step {
@@ -189,14 +207,21 @@ impl ClientStream {
         self.catching_up = true;
     }
 
-    /// Adds a frame unless the client already has it or its filter does not want it.
+    /// Adds a frame unless the client already has it, it is meant for someone else, or the
+    /// client's filter does not want it.
     fn take(&mut self, frame: &Frame, chunk: &mut Chunk) {
         if frame.id <= self.cursor {
             return;
         }
         self.cursor = frame.id;
-        if self.filter.accepts(frame) {
+        let entry = &self.registration.entry;
+        let for_viewer = frame
+            .target
+            .as_ref()
+            .is_none_or(|t| t.admits(&entry.viewer));
+        if for_viewer && self.filter.accepts(frame) {
             chunk.push_event(frame.bytes.clone());
+            entry.sent(frame.id);
             self.told = frame.id;
         } else if self.cursor - self.told >= i64::from(POSITION_EVERY) {
             chunk.push(position(self.cursor, ""));
@@ -296,6 +321,28 @@ impl ClientStream {
         Step::Send(Bytes::from_static(KEEPALIVE))
     }
 
+    /// `event: connection`, sent first: who the stream is for and the server's time, as apps
+    /// built for NestJS-style SSE modules expect. It has no id, so it never moves Last-Event-ID.
+    fn connection_event(&self) -> Vec<u8> {
+        let viewer = &self.registration.entry.viewer;
+        let data = json!({
+            "client_id": viewer.client_id,
+            "user": viewer.user,
+            "session_id": viewer.session_id,
+            "server_time": registry::rfc3339(std::time::SystemTime::now()),
+        });
+        format!("event: connection\ndata: {data}\n\n").into_bytes()
+    }
+
+    fn expired(&self) -> Step {
+        log::info!(
+            "closing the stream of {:?} (client {}): its access token expired",
+            self.registration.entry.viewer.user.as_deref().unwrap_or(""),
+            self.registration.entry.viewer.client_id
+        );
+        Step::End
+    }
+
     fn wrote(&mut self, chunk: Bytes) -> Bytes {
         self.last_write = Instant::now();
         chunk
@@ -305,6 +352,14 @@ impl ClientStream {
 impl Drop for ClientStream {
     fn drop(&mut self) {
         self.state.metrics.clients_connected.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Completes when the optional timer fires; never without one.
+async fn until(timer: &mut Option<Pin<Box<Sleep>>>) {
+    match timer {
+        Some(timer) => timer.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -384,7 +439,9 @@ mod tests {
     use super::*;
     use crate::hub::Hub;
     use crate::metrics::Metrics;
+    use crate::registry::Registry;
     use crate::{config::Config, db, shutdown};
+    use serde_json::Value;
 
     /// A state whose database is never reached: these streams are served from memory.
     fn state(slow_client: Duration) -> (Arc<State>, shutdown::Trigger) {
@@ -400,14 +457,26 @@ mod tests {
             keepalive: Duration::from_secs(60),
             slow_client,
             shutdown,
+            auth: None,
+            registry: Arc::new(Registry::new(10)),
+            demo_tokens: false,
         };
         (Arc::new(state), trigger)
+    }
+
+    fn opening(state: &State) -> Opening {
+        Opening {
+            last_event_id: None,
+            filter: EventFilter::default(),
+            registration: state.registry.register(None, None, None, Value::Null),
+            expires_in: None,
+        }
     }
 
     fn publish(state: &State, ids: std::ops::RangeInclusive<i64>) -> Vec<u8> {
         let mut expected = Vec::new();
         for id in ids {
-            let frame = Frame::render(id, "newBoard", &json!({ "board_id": id }));
+            let frame = Frame::render(id, "newBoard", &json!({ "board_id": id }), None);
             expected.extend_from_slice(&frame.bytes);
             state.hub.publish(frame);
         }
@@ -417,8 +486,14 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_lags_behind_the_broadcast_catches_up_from_the_ring_in_order() {
         let (state, _trigger) = state(Duration::from_secs(3600));
-        let mut stream = ClientStream::start(state.clone(), None, EventFilter::default());
-        assert_eq!(stream.next_chunk().await.unwrap(), PREAMBLE);
+        let mut stream = ClientStream::start(state.clone(), opening(&state));
+        let first = stream.next_chunk().await.unwrap();
+        assert!(first.starts_with(PREAMBLE) && first.ends_with(b"\n\n"));
+        let connection = std::str::from_utf8(&first[PREAMBLE.len()..]).unwrap();
+        assert!(
+            connection.starts_with("event: connection\ndata: {\"client_id\":"),
+            "{connection}"
+        );
         // Ten events into a broadcast that holds four: the receiver has lagged.
         let expected = publish(&state, 1..=10);
         assert_eq!(stream.next_chunk().await.unwrap(), expected);
@@ -432,7 +507,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_behind_for_too_long_is_disconnected_to_resume() {
         let (state, _trigger) = state(Duration::ZERO);
-        let mut stream = ClientStream::start(state.clone(), None, EventFilter::default());
+        let mut stream = ClientStream::start(state.clone(), opening(&state));
         stream.next_chunk().await.unwrap();
         publish(&state, 1..=10);
         assert_eq!(stream.next_chunk().await, None);

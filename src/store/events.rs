@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, Statement};
 
-use crate::event::Frame;
+use crate::event::{Frame, Target};
 
 /// Rows per read when catching up from the table.
 pub const PAGE: i64 = 500;
@@ -37,7 +37,17 @@ pub async fn after(
         .iter()
         .filter_map(|row| {
             let id: Option<i64> = row.get("id");
-            Some(Frame::render(id?, row.get("kind"), &row.get("payload")))
+            let target = Target::from_columns(
+                row.get("recipient"),
+                row.get("client_id"),
+                row.get("session_id"),
+            );
+            Some(Frame::render(
+                id?,
+                row.get("kind"),
+                &row.get("payload"),
+                target,
+            ))
         })
         .collect();
     Ok(Page {
@@ -59,4 +69,36 @@ pub async fn prune(
         )
         .await?;
     Ok(row.get("deleted"))
+}
+
+/// Who a published event is for; all `None` means everyone.
+#[derive(Default)]
+pub struct Recipients<'a> {
+    /// A username.
+    pub user: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+}
+
+/// Publishes an event through `pgsse.publish` and commits; returns its id. The capture runs
+/// immediately (not at commit) so that the id is known; the transaction is committed at once,
+/// so ids stay in commit order.
+pub async fn publish(
+    client: &mut Client,
+    kind: &str,
+    data: &serde_json::Value,
+    to: &Recipients<'_>,
+) -> Result<i64, tokio_postgres::Error> {
+    let transaction = client.transaction().await?;
+    transaction
+        .batch_execute("set constraints pgsse.pgsse_publish immediate")
+        .await?;
+    let row = transaction
+        .query_one(
+            include_str!("../../sql/publish.sql"),
+            &[&kind, data, &to.user, &to.client_id, &to.session_id],
+        )
+        .await?;
+    transaction.commit().await?;
+    Ok(row.get("id"))
 }

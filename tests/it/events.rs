@@ -144,7 +144,8 @@ async fn huge_and_awkward_board_names_arrive_intact_and_keep_the_framing_valid()
         "no raw carriage return reaches the stream"
     );
     let data_lines = raw.lines().filter(|l| l.starts_with("data:")).count();
-    assert_eq!(data_lines, names.len(), "one data line per event");
+    // One data line per event, and one for the connection event the stream opened with.
+    assert_eq!(data_lines, names.len() + 1, "one data line per event");
     let stored: String = sql
         .one(
             "select payload->>'board_name' from pgsse.event order by id limit 1",

@@ -20,8 +20,19 @@ async fn the_stream_opens_at_once_with_sse_headers_and_is_never_compressed() {
     assert_eq!(client.header("cache-control"), Some("no-cache"));
     assert_eq!(client.header("x-accel-buffering"), Some("no"));
     assert_eq!(client.header("content-encoding"), None);
-    // `connect` returned only after reading the first block, before any event was written.
-    assert_eq!(client.text(), "retry: 2000\n: pgsse stream open\n\n");
+    // `connect` returned after the first two blocks, before any event was written: the
+    // preamble, then who the stream is for.
+    let text = client.text();
+    assert!(
+        text.starts_with("retry: 2000\n: pgsse stream open\n\nevent: connection\ndata: {"),
+        "{text}"
+    );
+    let connection = client.connection.as_ref().unwrap().json();
+    assert_eq!(connection["user"], serde_json::Value::Null);
+    assert!(connection["client_id"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty()));
+    assert!(connection["server_time"].as_str().unwrap().ends_with('Z'));
     assert_eq!(client.retry, Some(2000));
 }
 

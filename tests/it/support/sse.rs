@@ -43,6 +43,8 @@ pub struct SseClient {
     pub retry: Option<u64>,
     /// What a browser would send as Last-Event-ID on reconnect.
     pub last_event_id: Option<String>,
+    /// The `connection` event the stream opened with.
+    pub connection: Option<SseEvent>,
     pub ended: bool,
 }
 
@@ -83,6 +85,7 @@ impl SseClient {
             comments: Vec::new(),
             retry: None,
             last_event_id: None,
+            connection: None,
             ended: false,
         };
         if client.status == 200 {
@@ -91,9 +94,16 @@ impl SseClient {
                 first.is_none(),
                 "the stream starts with an event instead of its preamble: {first:?}"
             );
+            client.connection = client.next_block(WAIT).await;
             if client.ended {
                 return None;
             }
+            let kind = client.connection.as_ref().map(|e| e.event.as_str());
+            assert_eq!(
+                kind,
+                Some("connection"),
+                "the second block is the connection event"
+            );
         } else {
             client.read_error_body().await;
         }

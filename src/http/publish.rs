@@ -1,0 +1,178 @@
+//! Publishing and inspecting streams over HTTP: `/api/sse/send`, `/api/sse/clients`, and the
+//! demo-only `/api/demo/token`.
+//!
+//! Sending goes through the same SQL function as any SQL client (`pgsse.publish`), so the event
+//! is recorded, ordered and delivered like every other; nothing here writes to a stream directly.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_postgres::error::SqlState;
+use warp::http::StatusCode;
+use warp::{Filter, Reply};
+
+use super::auth::{self, COOKIE};
+use super::error::ApiError;
+use super::{body, validate, with_state, State};
+use crate::auth::Claims;
+use crate::registry::rfc3339;
+use crate::store::{events, users};
+
+/// How long a demo token is valid.
+const DEMO_TOKEN_SECS: u64 = 3600;
+
+pub fn routes(
+    state: Arc<State>,
+) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
+    let send = warp::path!("api" / "sse" / "send")
+        .and(warp::post())
+        .and(auth::token())
+        .and(body::json())
+        .and(with_state(state.clone()))
+        .then(send);
+    let clients = warp::path!("api" / "sse" / "clients")
+        .and(warp::get())
+        .and(auth::token())
+        .and(with_state(state.clone()))
+        .then(clients);
+    let demo = warp::path!("api" / "demo" / "token")
+        .and(warp::post())
+        .and(body::json())
+        .and(with_state(state))
+        .then(demo_token);
+    send.or(clients).or(demo)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Send {
+    /// The event's name (its `event:` field).
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default = "empty_object")]
+    data: Value,
+    #[serde(default)]
+    target: Target,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Target {
+    /// A user's id or username.
+    user_id: Option<UserRef>,
+    client_id: Option<String>,
+    session_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UserRef {
+    Id(i64),
+    Name(String),
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+/// POST /api/sse/send `{"type", "data"?, "target"?: {"userId"?, "clientId"?, "sessionId"?}}`:
+/// 202 with the event's id.
+async fn send(
+    token: Option<String>,
+    body: Result<Send, ApiError>,
+    state: Arc<State>,
+) -> Result<impl Reply, ApiError> {
+    auth::require_admin(&state, token.as_deref())?;
+    let body = body?;
+    let mut client = state.pool.get().await?;
+    let recipient = match body.target.user_id {
+        None => None,
+        Some(UserRef::Name(name)) => Some(name),
+        Some(UserRef::Id(id)) => Some(
+            users::by_id(&client, id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::unprocessable("target.userId", format!("there is no user {id}"))
+                })?
+                .username,
+        ),
+    };
+    let target = events::Recipients {
+        user: recipient.as_deref(),
+        client_id: body.target.client_id.as_deref(),
+        session_id: body.target.session_id.as_deref(),
+    };
+    let id = match events::publish(&mut client, &body.kind, &body.data, &target).await {
+        Ok(id) => id,
+        Err(err) if err.code() == Some(&SqlState::NO_DATA_FOUND) => {
+            let message = err
+                .as_db_error()
+                .map_or(String::new(), |e| e.message().to_owned());
+            return Err(ApiError::unprocessable("target.userId", message));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    Ok(warp::reply::with_status(
+        warp::reply::json(&json!({ "id": id })),
+        StatusCode::ACCEPTED,
+    ))
+}
+
+/// GET /api/sse/clients: the streams connected to this gateway.
+async fn clients(token: Option<String>, state: Arc<State>) -> Result<impl Reply, ApiError> {
+    auth::require_admin(&state, token.as_deref())?;
+    let clients: Vec<Value> = state
+        .registry
+        .list()
+        .iter()
+        .map(|entry| {
+            json!({
+                "client_id": entry.viewer.client_id,
+                "user": entry.viewer.user,
+                "session_id": entry.viewer.session_id,
+                "connected_since": rfc3339(entry.connected_at),
+                "last_event_id": entry.last_event_id.load(Relaxed),
+                "filters": entry.filters,
+            })
+        })
+        .collect();
+    Ok(warp::reply::json(&json!({ "clients": clients })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoLogin {
+    username: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// POST /api/demo/token `{"username", "admin"?}`: a token valid for an hour, also set as an
+/// HttpOnly cookie. Only with `DEMO_TOKENS=1`: anyone can sign in as anyone.
+async fn demo_token(
+    body: Result<DemoLogin, ApiError>,
+    state: Arc<State>,
+) -> Result<impl Reply, ApiError> {
+    let (Some(verifier), true) = (&state.auth, state.demo_tokens) else {
+        return Err(ApiError::NotFound("not found".into()));
+    };
+    let body = body?;
+    validate::text("username", &body.username, 64)?;
+    let claims = Claims {
+        sub: body.username,
+        role: body.admin.then(|| "admin".to_owned()),
+        exp: crate::auth::now() + DEMO_TOKEN_SECS,
+        nbf: None,
+    };
+    let token = verifier.sign(&claims);
+    let cookie =
+        format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={DEMO_TOKEN_SECS}");
+    let body = json!({ "token": token, "user": claims.sub, "expires_at": claims.exp });
+    Ok(warp::reply::with_header(
+        warp::reply::json(&body),
+        "set-cookie",
+        cookie,
+    ))
+}

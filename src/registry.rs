@@ -1,0 +1,199 @@
+//! The streams connected to this gateway: who is on each (for `/api/sse/clients`), and the
+//! per-user limit: when a user opens more than `MAX_STREAMS_PER_USER` streams, the oldest is
+//! closed, so that a tab reopening never locks its user out.
+//!
+//! No I/O: registering, listing and closing are a few map operations under a short lock.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::event::Viewer;
+
+pub struct Registry {
+    // A std mutex: each critical section is a map update and never awaits.
+    inner: Mutex<Inner>,
+    max_per_user: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_key: u64,
+    streams: BTreeMap<u64, Arc<Entry>>,
+    /// Each user's open streams, oldest first.
+    by_user: HashMap<String, VecDeque<u64>>,
+}
+
+/// One connected stream.
+pub struct Entry {
+    pub key: u64,
+    pub viewer: Viewer,
+    /// The stream's filters, as given, for listings.
+    pub filters: Value,
+    pub connected_at: SystemTime,
+    /// The id of the last event sent to the stream.
+    pub last_event_id: AtomicI64,
+    /// Notified when the stream must close because its user opened too many.
+    pub evicted: Notify,
+}
+
+/// A stream's place in the registry; dropping it removes the stream.
+pub struct Registration {
+    registry: Arc<Registry>,
+    pub entry: Arc<Entry>,
+}
+
+impl Registry {
+    pub fn new(max_per_user: usize) -> Registry {
+        Registry {
+            inner: Mutex::new(Inner::default()),
+            max_per_user,
+        }
+    }
+
+    /// Adds a stream. A `client_id` is made up when the client gave none. If the user now has
+    /// more than the allowed streams, the oldest of them is told to close.
+    pub fn register(
+        self: &Arc<Self>,
+        user: Option<String>,
+        client_id: Option<String>,
+        session_id: Option<String>,
+        filters: Value,
+    ) -> Registration {
+        let mut inner = self.lock();
+        inner.next_key += 1;
+        let key = inner.next_key;
+        let client_id = client_id.unwrap_or_else(|| {
+            let random = RandomState::new().hash_one(key) as u32;
+            format!("{key:x}-{random:08x}")
+        });
+        let entry = Arc::new(Entry {
+            key,
+            viewer: Viewer {
+                user: user.clone(),
+                client_id,
+                session_id,
+            },
+            filters,
+            connected_at: SystemTime::now(),
+            last_event_id: AtomicI64::new(0),
+            evicted: Notify::new(),
+        });
+        inner.streams.insert(key, entry.clone());
+        if let Some(user) = user {
+            let queue = inner.by_user.entry(user.clone()).or_default();
+            queue.push_back(key);
+            let oldest = (queue.len() > self.max_per_user).then(|| queue.pop_front());
+            if let Some(stream) = oldest.flatten().and_then(|k| inner.streams.get(&k)) {
+                log::info!(
+                    "closing the oldest stream of {user:?} (client {}): it has more than {} streams",
+                    stream.viewer.client_id,
+                    self.max_per_user
+                );
+                stream.evicted.notify_one();
+            }
+        }
+        Registration {
+            registry: self.clone(),
+            entry,
+        }
+    }
+
+    /// Every connected stream, oldest first.
+    pub fn list(&self) -> Vec<Arc<Entry>> {
+        self.lock().streams.values().cloned().collect()
+    }
+
+    fn remove(&self, entry: &Entry) {
+        let mut inner = self.lock();
+        inner.streams.remove(&entry.key);
+        if let Some(user) = &entry.viewer.user {
+            if let Some(queue) = inner.by_user.get_mut(user) {
+                queue.retain(|k| *k != entry.key);
+                if queue.is_empty() {
+                    inner.by_user.remove(user);
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Entry {
+    pub fn sent(&self, id: i64) {
+        self.last_event_id.store(id, Relaxed);
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.remove(&self.entry);
+    }
+}
+
+/// A time as RFC 3339 in UTC, e.g. `2026-11-22T03:02:03Z`.
+pub fn rfc3339(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_oldest_stream_of_a_user_is_told_to_close_beyond_the_limit() {
+        let registry = Arc::new(Registry::new(2));
+        let alice = || Some("alice".to_owned());
+        let first = registry.register(alice(), None, None, Value::Null);
+        let second = registry.register(alice(), Some("tab".into()), None, Value::Null);
+        let bob = registry.register(Some("bob".into()), None, None, Value::Null);
+        let third = registry.register(alice(), None, None, Value::Null);
+        // The first stream has a stored permit; the others none.
+        let closed = |r: &Registration| {
+            futures_util::FutureExt::now_or_never(r.entry.evicted.notified()).is_some()
+        };
+        assert!(closed(&first));
+        assert!(!closed(&second) && !closed(&third) && !closed(&bob));
+        assert_eq!(second.entry.viewer.client_id, "tab");
+        assert_eq!(registry.list().len(), 4);
+        drop(first);
+        let keys: Vec<u64> = registry.list().iter().map(|e| e.key).collect();
+        assert_eq!(keys, [2, 3, 4]);
+    }
+
+    #[test]
+    fn times_are_written_as_rfc3339() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        assert_eq!(rfc3339(t), "2026-11-18T11:06:40Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+    }
+}

@@ -2,6 +2,8 @@
 //! it: bytes on the SSE stream, statuses and bodies, rows in the tables.
 
 mod api;
+mod auth;
+mod bench_smoke;
 mod cli;
 mod delivery;
 mod events;
@@ -10,3 +12,4 @@ mod recovery;
 mod resume;
 mod stream;
 mod support;
+mod targeted;

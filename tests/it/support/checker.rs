@@ -159,11 +159,20 @@ impl Report {
     }
 }
 
-/// The event table's events with ids in `after+1..=through`, as (kind, data).
-pub async fn table(sql: &Sql, after: i64, through: i64) -> BTreeMap<i64, (String, Value)> {
+/// The event table's events with ids in `after+1..=through` that a stream of `user` (with no
+/// clientId or sessionId) may receive, broadcasts and the user's own, as (kind, data).
+pub async fn table_for(
+    sql: &Sql,
+    user: Option<&str>,
+    after: i64,
+    through: i64,
+) -> BTreeMap<i64, (String, Value)> {
     sql.query(
-        "select id, kind, payload from pgsse.event where id > $1 and id <= $2 order by id",
-        &[&after, &through],
+        "select id, kind, payload from pgsse.event \
+         where id > $1 and id <= $2 \
+           and (recipient is null or recipient = $3) and client_id is null and session_id is null \
+         order by id",
+        &[&after, &through, &user],
     )
     .await
     .iter()
@@ -200,7 +209,18 @@ pub fn compare(received: &[&SseEvent], expected: &BTreeMap<i64, (String, Value)>
 
 /// Checks a recorder that started after `after` against the table up to `through`.
 pub async fn check(sql: &Sql, recorder: &Recorder, after: i64, through: i64) -> Report {
-    let expected = table(sql, after, through).await;
+    check_for(sql, recorder, None, after, through).await
+}
+
+/// Like [`check`], for a stream of `user`: it must get the broadcasts and its own events only.
+pub async fn check_for(
+    sql: &Sql,
+    recorder: &Recorder,
+    user: Option<&str>,
+    after: i64,
+    through: i64,
+) -> Report {
+    let expected = table_for(sql, user, after, through).await;
     let received: Vec<&SseEvent> = recorder.events().filter(|e| e.id() <= through).collect();
     compare(&received, &expected)
 }

@@ -157,6 +157,14 @@ impl Sql {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    pub async fn try_query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        bounded(sql, self.0.query(sql, params)).await
+    }
+
     pub async fn one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Row {
         bounded(sql, self.0.query_one(sql, params))
             .await

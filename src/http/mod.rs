@@ -4,6 +4,7 @@
 mod auth;
 mod boards;
 mod body;
+mod chunk;
 pub mod error;
 mod filter;
 mod health;

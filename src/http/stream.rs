@@ -13,12 +13,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::Stream;
 use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::time::{Instant, Sleep};
 
+use super::chunk::Chunk;
 use super::filter::EventFilter;
 use super::State;
 use crate::db;
@@ -39,8 +40,8 @@ const COALESCE_BYTES: usize = 64 * 1024;
 const REPLAY_PAGE: usize = 500;
 /// Pause before retrying a history read that failed because the database is unavailable.
 const REPLAY_RETRY: Duration = Duration::from_secs(1);
-/// A filtered client is told its position (an id-only frame) at least this often, counted in
-/// events passed over, so that a reconnect does not replay a long filtered-out stretch.
+/// A client whose filter passes events over is told its position (an id-only frame) at least
+/// every this many ids, so that a reconnect does not replay a long filtered-out stretch.
 const POSITION_EVERY: u32 = 500;
 
 /// What a stream starts from.
@@ -79,7 +80,7 @@ pub struct ClientStream {
 }
 
 /// What one step of the stream produced.
-enum Step {
+pub(super) enum Step {
     Send(Bytes),
     Continue,
     End,
@@ -386,52 +387,6 @@ async fn read_table(state: &State, after: i64) -> Result<(Vec<Arc<Frame>>, i64),
         .map_err(|_| format!("no answer within {:?}", db::QUERY_TIMEOUT))??;
     let frames = page.frames.into_iter().map(Arc::new).collect();
     Ok((frames, page.pruned_through))
-}
-
-/// Bytes to write in one go: a lone frame's shared bytes as they are, several frames copied
-/// together.
-#[derive(Default)]
-struct Chunk {
-    first: Option<Bytes>,
-    joined: Option<BytesMut>,
-    /// Events (not keep-alives or position frames) in the chunk.
-    events: u64,
-}
-
-impl Chunk {
-    fn push_event(&mut self, bytes: Bytes) {
-        self.events += 1;
-        self.push(bytes);
-    }
-
-    fn push(&mut self, bytes: Bytes) {
-        match (&mut self.first, &mut self.joined) {
-            (None, _) => self.first = Some(bytes),
-            (Some(_), Some(joined)) => joined.extend_from_slice(&bytes),
-            (Some(first), None) => {
-                let mut joined = BytesMut::with_capacity(first.len() + bytes.len());
-                joined.extend_from_slice(first);
-                joined.extend_from_slice(&bytes);
-                self.joined = Some(joined);
-            }
-        }
-    }
-
-    fn len(&self) -> usize {
-        match (&self.first, &self.joined) {
-            (_, Some(joined)) => joined.len(),
-            (Some(first), None) => first.len(),
-            (None, None) => 0,
-        }
-    }
-
-    fn into_step(self) -> Step {
-        match (self.first, self.joined) {
-            (_, Some(joined)) => Step::Send(joined.freeze()),
-            (Some(first), None) => Step::Send(first),
-            (None, None) => Step::Continue,
-        }
-    }
 }
 
 #[cfg(test)]

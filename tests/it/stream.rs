@@ -135,3 +135,47 @@ async fn shutdown_ends_every_open_stream_and_the_server_exits() {
     let refused = tokio::net::TcpStream::connect(app.addr).await;
     assert!(refused.is_err(), "the server no longer accepts connections");
 }
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_covering_clients_events_replays_and_the_listener() {
+    let app = spawn_app().await;
+    let mut client = app.stream().await;
+    insert_board(&app.sql().await, "alice", "counted").await;
+    client.next_event().await;
+    let response = get(app.addr, "/metrics").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; version=0.0.4")
+    );
+    let text = response.text();
+    let value = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("pgsse_{name} ")));
+        let line = line.unwrap_or_else(|| panic!("no {name} in\n{text}"));
+        assert!(
+            text.contains(&format!("# TYPE pgsse_{name} ")),
+            "{name} has a TYPE line"
+        );
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("clients_connected"), 1.0);
+    assert_eq!(value("events_received_total"), 1.0);
+    assert_eq!(value("frames_delivered_total"), 1.0);
+    assert_eq!(value("listener_up"), 1.0);
+    assert_eq!(value("event_table_rows"), 1.0);
+    for name in [
+        "notifications_received_total",
+        "replayed_from_ring_total",
+        "replayed_from_table_total",
+        "lag_resyncs_total",
+        "forced_disconnects_total",
+        "listener_reconnects_total",
+        "seconds_since_last_notification",
+        "notification_queue_usage",
+        "event_table_bytes",
+    ] {
+        assert!(value(name) >= 0.0);
+    }
+}

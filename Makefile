@@ -29,6 +29,7 @@ help:
 	@echo "make psql      psql on the gateway's database; pipe SQL into it or type it"
 	@echo "make db-stop   stop the private PostgreSQL"
 	@echo "make lint      cargo fmt --check and clippy"
+	@echo "make bench     load-test a release gateway and print the figures"
 
 ifdef DATABASE_URL
 run:
@@ -53,6 +54,31 @@ test: postgres-installed
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+
+# The benchmark runs a release gateway on its own port against the database $(BENCH_DB) of the
+# private cluster, dropped and created anew on every run (DATABASE_URL is not used: the run drops
+# its database). BENCH_ARGS go to pgsse-bench (`target/release/pgsse-bench --help`), e.g.
+# BENCH_ARGS="--cases 1000x100 --seconds 30". The gateway gets the hard open-file limit and a
+# broadcast buffer of BENCH_BROADCAST events; its log goes to target/bench/gateway.log.
+BENCH_PORT ?= 8090
+BENCH_DB ?= pgsse_bench
+BENCH_BROADCAST ?= 16384
+BENCH_ARGS ?=
+BENCH_URL = postgres://postgres@127.0.0.1:$(PGPORT)/$(BENCH_DB)
+
+bench: db
+	cargo build --release --bins
+	@mkdir -p target/bench
+	@admin="postgres://postgres@127.0.0.1:$(PGPORT)/postgres"; \
+	psql "$$admin" -qc "drop database if exists $(BENCH_DB) with (force)"; \
+	psql "$$admin" -qc "create database $(BENCH_DB)"; \
+	ulimit -n "$$(ulimit -Hn)"; \
+	DATABASE_URL="$(BENCH_URL)" BIND_ADDR="127.0.0.1:$(BENCH_PORT)" \
+		BROADCAST_CAPACITY="$(BENCH_BROADCAST)" RUST_LOG="$${RUST_LOG:-warn}" \
+		target/release/pgsse >target/bench/gateway.log 2>&1 & gateway=$$!; \
+	trap 'kill $$gateway 2>/dev/null; wait $$gateway 2>/dev/null || true' EXIT; \
+	target/release/pgsse-bench --gateway "127.0.0.1:$(BENCH_PORT)" --database-url "$(BENCH_URL)" \
+		--gateway-pid "$$gateway" --json target/bench/results.json $(BENCH_ARGS)
 
 # Starts (creating on first use) the private cluster and its database.
 db: postgres-installed

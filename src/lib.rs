@@ -19,6 +19,7 @@
 //! - [`db`]: the connection pool and migrations; [`config`]: settings from the environment;
 //!   [`metrics`]: counters; [`retention`]: prunes old events on a timer; [`shutdown`]: the stop
 //!   protocol; [`app`]: wires it all together.
+//! - [`bench`]: not the gateway: the load generator's core (`pgsse-bench`, the smoke test).
 //!
 //! # Invariants
 //!
@@ -30,6 +31,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod db;
 pub mod event;

@@ -1,0 +1,171 @@
+//! Sockets for the load generator: connecting from a chosen loopback address, reading and
+//! writing with `readable`/`try_read` (no per-connection buffer lives across an await), a small
+//! keep-alive HTTP client, and the process's open-file limit.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::{TcpSocket, TcpStream};
+
+/// The `i`-th loopback source address: 127.0.0.2, 127.0.0.3, … carrying into the third octet.
+/// Each address has its own range of ephemeral ports, so spreading clients over several lifts
+/// the ~28k-connection ceiling of one address.
+pub fn source_address(i: usize) -> IpAddr {
+    let n = 2 + i as u32;
+    IpAddr::V4(Ipv4Addr::new(127, (n >> 16) as u8, (n >> 8) as u8, n as u8))
+}
+
+/// Connects to `target`, from `source` when given (bound before connecting).
+pub async fn connect_from(source: Option<IpAddr>, target: SocketAddr) -> io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    let stream = socket.connect(target).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+pub async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `stream` has bytes, then hands what one read returns to `take`; `Ok(0)` at the
+/// end of the stream. The read buffer lives only for the call, so idle connections hold none.
+pub async fn read_with<T>(stream: &TcpStream, mut take: impl FnMut(&[u8]) -> T) -> io::Result<T> {
+    loop {
+        stream.readable().await?;
+        let mut buf = [0u8; 16 * 1024];
+        match stream.try_read(&mut buf) {
+            Ok(n) => return Ok(take(&buf[..n])),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection for small GETs (health and metrics): it stays usable when
+/// the server can no longer accept new connections.
+pub struct HttpConnection {
+    stream: TcpStream,
+    addr: SocketAddr,
+}
+
+/// How long one small GET may take.
+const HTTP_WAIT: Duration = Duration::from_secs(10);
+
+impl HttpConnection {
+    pub async fn open(addr: SocketAddr) -> io::Result<HttpConnection> {
+        let stream = tokio::time::timeout(HTTP_WAIT, connect_from(None, addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        Ok(HttpConnection { stream, addr })
+    }
+
+    /// `GET path`: the status and the body (which must have a Content-Length).
+    pub async fn get(&mut self, path: &str) -> io::Result<(u16, String)> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr);
+        let exchange = async {
+            write_all(&self.stream, request.as_bytes()).await?;
+            self.read_response().await
+        };
+        tokio::time::timeout(HTTP_WAIT, exchange)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("GET {path} timed out")))?
+    }
+
+    async fn read_response(&self) -> io::Result<(u16, String)> {
+        let mut raw = Vec::new();
+        loop {
+            if let Some(response) = parse_response(&raw)? {
+                return Ok(response);
+            }
+            let n = read_with(&self.stream, |bytes| {
+                raw.extend_from_slice(bytes);
+                bytes.len()
+            })
+            .await?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+}
+
+/// A complete response with a Content-Length body, or `None` if more bytes are needed.
+fn parse_response(raw: &[u8]) -> io::Result<Option<(u16, String)>> {
+    let Some(end) = memchr::memmem::find(raw, b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status"))?;
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .ok_or_else(|| bad("no content-length"))?;
+    let body = &raw[end + 4..];
+    if body.len() < length {
+        return Ok(None);
+    }
+    Ok(Some((
+        status,
+        String::from_utf8_lossy(&body[..length]).into_owned(),
+    )))
+}
+
+/// Raises this process's soft open-file limit to its hard limit; returns the new soft limit.
+pub fn raise_fd_limit() -> io::Result<libc::rlim_t> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_addresses_count_up_from_127_0_0_2() {
+        assert_eq!(source_address(0).to_string(), "127.0.0.2");
+        assert_eq!(source_address(253).to_string(), "127.0.0.255");
+        assert_eq!(source_address(254).to_string(), "127.0.1.0");
+    }
+
+    #[test]
+    fn a_response_is_complete_once_its_body_is() {
+        let raw = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhel";
+        assert!(parse_response(raw).unwrap().is_none());
+        let raw = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\nno";
+        assert_eq!(parse_response(raw).unwrap(), Some((503, "no".into())));
+    }
+}

@@ -1,0 +1,160 @@
+//! `pgsse-bench`: puts a running gateway under load and prints what it measured.
+//!
+//! `make bench` starts a private PostgreSQL and a release gateway, then runs this with the
+//! gateway's address, database and pid. The cases: loads of `CLIENTS x RATE` (see
+//! [`pgsse::bench`]), idle connections (`idle`), and raw ingest (`ingest`). Results go to stdout
+//! as a Markdown table and to a JSON file. `pgsse-bench hold` is the helper process the idle
+//! case starts.
+//!
+//! A crate root looks for modules beside itself; `#[path]` keeps them in `pgsse-bench/`.
+
+#[path = "pgsse-bench/args.rs"]
+mod args;
+#[path = "pgsse-bench/gateway.rs"]
+mod gateway;
+#[path = "pgsse-bench/hold.rs"]
+mod hold;
+#[path = "pgsse-bench/idle.rs"]
+mod idle;
+#[path = "pgsse-bench/ingest.rs"]
+mod ingest;
+#[path = "pgsse-bench/load.rs"]
+mod load;
+#[path = "pgsse-bench/report.rs"]
+mod report;
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pgsse::bench::net::raise_fd_limit;
+use pgsse::bench::Target;
+
+use self::args::{Args, Case, USAGE};
+use self::gateway::Gateway;
+use self::report::{CaseResult, Results};
+
+/// Source addresses from here on are the idle case's; load cases use the ones below.
+const IDLE_SOURCES: usize = 1000;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("hold") {
+        return match hold::HoldArgs::parse(&argv[1..]) {
+            Ok(args) => {
+                runtime().block_on(hold::run(args));
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(&err),
+        };
+    }
+    if argv.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let args = match Args::parse(&argv) {
+        Ok(args) => args,
+        Err(err) => return fail(&err),
+    };
+    let _ = pretty_env_logger::formatted_timed_builder()
+        .parse_filters(&std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .try_init();
+    match raise_fd_limit() {
+        Ok(limit) => eprintln!("pgsse-bench: open-file limit {limit}"),
+        Err(err) => eprintln!("pgsse-bench: cannot raise the open-file limit: {err}"),
+    }
+    let results = match runtime().block_on(run(&args)) {
+        Ok(results) => results,
+        Err(err) => return fail(&err),
+    };
+    println!("{}", report::table(&results));
+    println!("results: {}", args.json.display());
+    if all_clean(&results) {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("pgsse-bench: a case failed or lost, duplicated or reordered deliveries");
+        ExitCode::FAILURE
+    }
+}
+
+async fn run(args: &Args) -> Result<Results, String> {
+    let mut gateway = Gateway::connect(args.gateway, args.gateway_pid).await?;
+    let target = Target {
+        gateway: args.gateway,
+        database_url: args.database_url.clone(),
+    };
+    let mut results = Results {
+        unix_time: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_kib: memory_kib(),
+        seconds_per_load: args.seconds,
+        cases: Vec::new(),
+    };
+    for (index, case) in args.cases.iter().enumerate() {
+        eprintln!("pgsse-bench: {}", case.name());
+        let result = match run_case(args, &target, &mut gateway, case, index).await {
+            Ok(result) => result,
+            Err(error) => CaseResult::Failed {
+                case: case.name(),
+                error,
+            },
+        };
+        results.cases.push(result);
+        // Written after every case, so that a run cut short keeps what it measured.
+        report::write_json(&results, &args.json)
+            .map_err(|e| format!("{}: {e}", args.json.display()))?;
+    }
+    Ok(results)
+}
+
+async fn run_case(
+    args: &Args,
+    target: &Target,
+    gateway: &mut Gateway,
+    case: &Case,
+    index: usize,
+) -> Result<CaseResult, String> {
+    match case {
+        Case::Load { clients, rate } => {
+            let load = load::load(*clients, *rate, args.seconds, index);
+            let limit = Duration::from_secs_f64(args.seconds * 4.0 + 300.0);
+            let run = load::run(target, gateway, load, case.name());
+            let result = tokio::time::timeout(limit, run)
+                .await
+                .map_err(|_| format!("did not finish within {} s", limit.as_secs()))??;
+            Ok(CaseResult::Load(Box::new(result)))
+        }
+        Case::Idle => Ok(CaseResult::Idle(
+            idle::run(gateway, args, IDLE_SOURCES).await?,
+        )),
+        Case::Ingest => Ok(CaseResult::Ingest(
+            ingest::run(gateway, &args.database_url, args.ingest).await?,
+        )),
+    }
+}
+
+/// Every case ran, and every load delivered every row once, in order.
+fn all_clean(results: &Results) -> bool {
+    results.cases.iter().all(|case| match case {
+        CaseResult::Load(r) => r.report.gateway.clean() && r.report.clients_failed == 0,
+        CaseResult::Ingest(r) => r.published == r.notifications,
+        CaseResult::Idle(_) => true,
+        CaseResult::Failed { .. } => false,
+    })
+}
+
+fn memory_kib() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("the tokio runtime starts")
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("pgsse-bench: {message}");
+    ExitCode::from(2)
+}

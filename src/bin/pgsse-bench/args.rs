@@ -1,0 +1,141 @@
+//! Command-line flags. Every flag has a default that suits `make bench`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+pgsse-bench: puts a running pgsse gateway under load and prints what it measured.
+
+usage: pgsse-bench [flags]
+
+  --gateway ADDR        the gateway's HTTP address (127.0.0.1:8000)
+  --database-url URL    the gateway's database (default: $DATABASE_URL)
+  --gateway-pid PID     the gateway's process, for RSS and CPU from /proc (optional)
+  --cases LIST          comma-separated cases, run in order (default: the standard matrix)
+                        CLIENTSxRATE  a load: that many clients, rows inserted per second
+                        idle          hold as many idle connections as possible
+                        ingest        synthetic notifications straight into the channel
+  --seconds S           how long each load writes (10)
+  --idle-max N          the idle case stops at this many connections (100000)
+  --idle-watch S        seconds to watch RSS after the idle clients leave (60)
+  --ingest N            notifications the ingest case sends (300000)
+  --json PATH           where to write the results (target/bench/results.json)
+";
+
+pub const STANDARD_MATRIX: &str = "1x500,1000x100,10000x10,1000x500,idle,ingest";
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Case {
+    Load { clients: usize, rate: f64 },
+    Idle,
+    Ingest,
+}
+
+impl Case {
+    fn parse(text: &str) -> Result<Case, String> {
+        match text {
+            "idle" => Ok(Case::Idle),
+            "ingest" => Ok(Case::Ingest),
+            _ => {
+                let bad = || format!("--cases: {text:?} is not CLIENTSxRATE, idle or ingest");
+                let (clients, rate) = text.split_once('x').ok_or_else(bad)?;
+                let clients = clients.parse().map_err(|_| bad())?;
+                let rate: f64 = rate.parse().map_err(|_| bad())?;
+                if clients == 0 || rate <= 0.0 {
+                    return Err(bad());
+                }
+                Ok(Case::Load { clients, rate })
+            }
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Case::Load { clients, rate } => format!("{clients} clients, {rate} rows/s"),
+            Case::Idle => "idle connections".into(),
+            Case::Ingest => "ingest".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Args {
+    pub gateway: SocketAddr,
+    pub database_url: String,
+    pub gateway_pid: Option<u32>,
+    pub cases: Vec<Case>,
+    pub seconds: f64,
+    pub idle_max: usize,
+    pub idle_watch: u64,
+    pub ingest: i64,
+    pub json: PathBuf,
+}
+
+impl Args {
+    pub fn parse(args: &[String]) -> Result<Args, String> {
+        let mut parsed = Args {
+            gateway: "127.0.0.1:8000".parse().expect("a valid address"),
+            database_url: std::env::var("DATABASE_URL").unwrap_or_default(),
+            gateway_pid: None,
+            cases: cases(STANDARD_MATRIX)?,
+            seconds: 10.0,
+            idle_max: 100_000,
+            idle_watch: 60,
+            ingest: 300_000,
+            json: PathBuf::from("target/bench/results.json"),
+        };
+        let mut rest = args.iter();
+        while let Some(flag) = rest.next() {
+            let value = rest
+                .next()
+                .ok_or_else(|| format!("{flag} needs a value; see --help"))?;
+            let number = |what: &str| format!("{flag}: {value:?} is not {what}");
+            match flag.as_str() {
+                "--gateway" => parsed.gateway = value.parse().map_err(|_| number("an address"))?,
+                "--database-url" => parsed.database_url = value.clone(),
+                "--gateway-pid" => {
+                    parsed.gateway_pid = Some(value.parse().map_err(|_| number("a pid"))?)
+                }
+                "--cases" => parsed.cases = cases(value)?,
+                "--seconds" => parsed.seconds = value.parse().map_err(|_| number("a number"))?,
+                "--idle-max" => parsed.idle_max = value.parse().map_err(|_| number("a count"))?,
+                "--idle-watch" => {
+                    parsed.idle_watch = value.parse().map_err(|_| number("seconds"))?
+                }
+                "--ingest" => parsed.ingest = value.parse().map_err(|_| number("a count"))?,
+                "--json" => parsed.json = PathBuf::from(value),
+                _ => return Err(format!("unknown flag {flag}; see --help")),
+            }
+        }
+        if parsed.database_url.is_empty() {
+            return Err("set --database-url or DATABASE_URL".into());
+        }
+        Ok(parsed)
+    }
+}
+
+fn cases(list: &str) -> Result<Vec<Case>, String> {
+    list.split(',')
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| Case::parse(c.trim()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_standard_matrix_parses() {
+        let matrix = cases(STANDARD_MATRIX).unwrap();
+        assert_eq!(
+            matrix[1],
+            Case::Load {
+                clients: 1000,
+                rate: 100.0
+            }
+        );
+        assert_eq!(matrix[4..], [Case::Idle, Case::Ingest]);
+        assert!(cases("10xfast").is_err());
+    }
+}

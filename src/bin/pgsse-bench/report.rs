@@ -1,0 +1,183 @@
+//! The results: one Markdown table (pasteable into the README) with notes under it, and JSON.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use pgsse::bench::tally::Latency;
+use serde::Serialize;
+
+use crate::idle::IdleResult;
+use crate::ingest::IngestResult;
+use crate::load::LoadResult;
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CaseResult {
+    Load(Box<LoadResult>),
+    Idle(IdleResult),
+    Ingest(IngestResult),
+    Failed { case: String, error: String },
+}
+
+#[derive(Debug, Serialize)]
+pub struct Results {
+    pub unix_time: u64,
+    pub cores: usize,
+    pub memory_kib: Option<u64>,
+    pub seconds_per_load: f64,
+    pub cases: Vec<CaseResult>,
+}
+
+pub fn write_json(results: &Results, path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let json = serde_json::to_string_pretty(results).expect("results serialize");
+    std::fs::write(path, json + "\n")
+}
+
+const HEAD: &str = "\
+| case | clients held / failed | rows/s | deliveries received / expected | lost / dup / out of order | gateway latency ms p50 / p90 / p99 / p99.9 / max | bare LISTEN ms p50 / p99 / max | gateway RSS KiB / conn | gateway CPU s / M deliveries |
+|---|---|---|---|---|---|---|---|---|
+";
+
+/// The table and the notes under it.
+pub fn table(results: &Results) -> String {
+    let mut out = String::from(HEAD);
+    let mut notes = String::new();
+    for case in &results.cases {
+        match case {
+            CaseResult::Load(r) => load_row(&mut out, &mut notes, r),
+            CaseResult::Idle(r) => idle_row(&mut out, &mut notes, r),
+            CaseResult::Ingest(r) => ingest_row(&mut out, &mut notes, r),
+            CaseResult::Failed { case, error } => {
+                let _ = writeln!(out, "| {case} | failed: {error} | | | | | | | |");
+            }
+        }
+    }
+    out + "\n" + &notes
+}
+
+fn load_row(out: &mut String, notes: &mut String, r: &LoadResult) {
+    let g = &r.report.gateway;
+    let _ = writeln!(
+        out,
+        "| {} | {} / {} | {:.0} | {} / {} | {} / {} / {} | {} | {} | {} | {} |",
+        r.case,
+        r.report.clients_held,
+        r.report.clients_failed,
+        r.report.write_rate,
+        g.received,
+        g.expected,
+        g.lost,
+        g.duplicated,
+        g.out_of_order,
+        latency(&r.report.gateway_latency, true),
+        latency(&r.report.floor_latency, false),
+        number(r.kib_per_connection, 1),
+        number(r.gateway_cpu_seconds_per_million_deliveries, 1),
+    );
+    let mut said = Vec::new();
+    if let Some(busy) = r.machine_busy_percent {
+        said.push(format!("machine {busy:.0}% busy"));
+    }
+    if let (Some(gw), Some(own)) = (r.gateway_cpu_seconds, r.generator_cpu_seconds) {
+        said.push(format!("CPU s: gateway {gw:.2}, load generator {own:.2}"));
+    }
+    for (name, value) in &r.counters {
+        if *value > 0.0 && name != "frames_delivered_total" {
+            said.push(format!("{name} +{value}"));
+        }
+    }
+    if !r.report.failures.is_empty() {
+        said.push(format!("connect failures: {:?}", r.report.failures));
+    }
+    if r.report.streams_ended > 0 {
+        said.push(format!("{} streams ended early", r.report.streams_ended));
+    }
+    let floor = &r.report.floor;
+    if !floor.clean() {
+        let (lost, dup, ooo) = (floor.lost, floor.duplicated, floor.out_of_order);
+        said.push(format!("bare LISTEN lost/dup/ooo {lost}/{dup}/{ooo}"));
+    }
+    let _ = writeln!(notes, "- {}: {}.", r.case, said.join("; "));
+}
+
+fn idle_row(out: &mut String, notes: &mut String, r: &IdleResult) {
+    let _ = writeln!(
+        out,
+        "| idle connections (up to {}) | {} / – | – | – | – | – | – | {} | – |",
+        r.target,
+        r.held,
+        number(r.kib_per_connection, 1)
+    );
+    let mib = |kib: Option<u64>| number(kib.map(|k| k as f64 / 1024.0), 1);
+    let last = r.rss_after_leaving_kib.last().copied();
+    let returned = match r.rss_returned_after_seconds {
+        Some(s) => format!("back within 10% of the growth after {s} s"),
+        None => "not back within 10% of the growth".into(),
+    };
+    let _ = writeln!(
+        notes,
+        "- idle: held {} in {:.0} s; stopped: {}. Gateway RSS {} MiB before, {} MiB holding them; \
+         after they left: {returned}, {} MiB after {} s ({} streams still counted).",
+        r.held,
+        r.seconds_to_connect,
+        r.stopped_because,
+        mib(r.gateway_rss_before_kib),
+        mib(r.gateway_rss_held_kib),
+        mib(last),
+        r.rss_after_leaving_kib.len(),
+        r.clients_connected_after
+    );
+}
+
+fn ingest_row(out: &mut String, notes: &mut String, r: &IngestResult) {
+    let _ = writeln!(
+        out,
+        "| ingest ({} notifications) | – | – | {} published | {} lost | – | – | – | {} |",
+        r.notifications,
+        r.published,
+        r.notifications - r.published,
+        number(r.gateway_cpu_seconds_per_million, 1),
+    );
+    let _ = writeln!(
+        notes,
+        "- ingest: the gateway published {:.0} notifications/s ({:.2} s after the commit); the \
+         bare LISTEN client received {:.0}/s ({:.2} s); PostgreSQL took {:.2} s to queue them.",
+        r.gateway_per_second,
+        r.gateway_seconds,
+        r.floor_per_second,
+        r.floor_seconds,
+        r.queue_seconds
+    );
+}
+
+fn latency(latency: &Option<Latency>, full: bool) -> String {
+    let Some(l) = latency else {
+        return "–".into();
+    };
+    let values: Vec<f64> = if full {
+        vec![l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms]
+    } else {
+        vec![l.p50_ms, l.p99_ms, l.max_ms]
+    };
+    values
+        .iter()
+        .map(|v| ms(*v))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// Milliseconds with about three significant digits.
+fn ms(value: f64) -> String {
+    match value {
+        v if v < 10.0 => format!("{v:.2}"),
+        v if v < 100.0 => format!("{v:.1}"),
+        v => format!("{v:.0}"),
+    }
+}
+
+fn number(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("–".into(), |v| format!("{v:.decimals$}"))
+}

@@ -235,7 +235,10 @@ async fn a_filtered_client_is_told_its_position_during_long_filtered_out_stretch
         .await
         .expect("position frames arrive");
     let events = client.text().matches("event:").count();
-    assert_eq!(events, 1, "only the connection event was sent to a newPath-only client");
+    assert_eq!(
+        events, 1,
+        "only the connection event was sent to a newPath-only client"
+    );
 }
 
 #[tokio::test]

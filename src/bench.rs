@@ -55,7 +55,7 @@ impl Load {
             seconds,
             sources: 8,
             source_offset: 0,
-            writers: 4,
+            writers: 8,
             drain_quiet: Duration::from_secs(5),
         }
     }

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
-use super::sse::{json_int_field, json_string_field};
+use super::sse::{board_name, json_int_field};
 use super::tally::{now_us, Deliveries, Latency, Tally};
 use crate::listener::CHANNEL;
 
@@ -99,7 +99,7 @@ impl Counts {
         self.notifications.fetch_add(1, Relaxed);
         self.last_us.store(now, Relaxed);
         let id = json_int_field(payload, b"id");
-        let name = json_string_field(payload, b"board_name");
+        let name = board_name(payload);
         if tally.record(id, name, now) {
             self.delivered.fetch_add(1, Relaxed);
         }

@@ -2,7 +2,12 @@
 //! into blocks at blank lines, and the two fields the benchmark needs taken from each event (its
 //! id, and the board name inside its `data:` JSON), without building a JSON value per event.
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::{self, Finder};
+
+static BLOCK_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\n\n"));
+static BOARD_NAME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"board_name\""));
 
 /// Takes HTTP/1.1 chunked framing off a response body, fed in pieces as they are read.
 #[derive(Default)]
@@ -75,9 +80,8 @@ fn chunk_size(line: &[u8]) -> Result<usize, String> {
 /// Calls `each` with every complete block (the text before a blank line) in `body`, then removes
 /// them from `body`, leaving any incomplete block for the next call.
 pub fn take_blocks(body: &mut Vec<u8>, mut each: impl FnMut(&[u8])) {
-    let finder = memmem::Finder::new(b"\n\n");
     let mut start = 0;
-    while let Some(at) = finder.find(&body[start..]) {
+    while let Some(at) = BLOCK_END.find(&body[start..]) {
         each(&body[start..start + at]);
         start += at + 2;
     }
@@ -96,10 +100,16 @@ pub fn event_fields(block: &[u8]) -> (Option<i64>, Option<&str>) {
         if let Some(value) = line.strip_prefix(b"id: ") {
             id = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
         } else if let Some(data) = line.strip_prefix(b"data: ") {
-            name = json_string_field(data, b"board_name");
+            name = board_name(data);
         }
     }
     (id, name)
+}
+
+/// The `board_name` in a JSON object's text, as [`json_string_field`] finds it.
+pub fn board_name(json: &[u8]) -> Option<&str> {
+    let at = BOARD_NAME.find(json)? + b"\"board_name\"".len();
+    string_value(&json[at..])
 }
 
 /// The value of a string field in a JSON object's text, found by its key: `"key"`, optional
@@ -111,7 +121,13 @@ pub fn json_string_field<'a>(json: &'a [u8], key: &[u8]) -> Option<&'a str> {
     quoted.extend_from_slice(key);
     quoted.push(b'"');
     let at = memmem::find(json, &quoted)? + quoted.len();
-    let rest = skip_spaces(&json[at..]).strip_prefix(b":")?;
+    string_value(&json[at..])
+}
+
+/// `: "value"` (spaces allowed around the colon) at the start of `rest`: the value, if it has no
+/// escapes.
+fn string_value(rest: &[u8]) -> Option<&str> {
+    let rest = skip_spaces(rest).strip_prefix(b":")?;
     let rest = skip_spaces(rest).strip_prefix(b"\"")?;
     let end = memchr::memchr2(b'"', b'\\', rest)?;
     if rest[end] != b'"' {

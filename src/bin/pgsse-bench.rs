@@ -117,7 +117,7 @@ async fn run_case(
 ) -> Result<CaseResult, String> {
     match case {
         Case::Load { clients, rate } => {
-            let load = load::load(*clients, *rate, args.seconds, index);
+            let load = load::load(*clients, *rate, args, index);
             let limit = Duration::from_secs_f64(args.seconds * 4.0 + 300.0);
             let run = load::run(target, gateway, load, case.name());
             let result = tokio::time::timeout(limit, run)

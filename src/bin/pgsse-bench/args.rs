@@ -16,6 +16,7 @@ usage: pgsse-bench [flags]
                         idle          hold as many idle connections as possible
                         ingest        synthetic notifications straight into the channel
   --seconds S           how long each load writes (10)
+  --writers N           connections the writer inserts over (8)
   --idle-max N          the idle case stops at this many connections (100000)
   --idle-watch S        seconds to watch RSS after the idle clients leave (60)
   --ingest N            notifications the ingest case sends (300000)
@@ -65,6 +66,7 @@ pub struct Args {
     pub gateway_pid: Option<u32>,
     pub cases: Vec<Case>,
     pub seconds: f64,
+    pub writers: usize,
     pub idle_max: usize,
     pub idle_watch: u64,
     pub ingest: i64,
@@ -79,6 +81,7 @@ impl Args {
             gateway_pid: None,
             cases: cases(STANDARD_MATRIX)?,
             seconds: 10.0,
+            writers: 8,
             idle_max: 100_000,
             idle_watch: 60,
             ingest: 300_000,
@@ -98,6 +101,7 @@ impl Args {
                 }
                 "--cases" => parsed.cases = cases(value)?,
                 "--seconds" => parsed.seconds = value.parse().map_err(|_| number("a number"))?,
+                "--writers" => parsed.writers = value.parse().map_err(|_| number("a count"))?,
                 "--idle-max" => parsed.idle_max = value.parse().map_err(|_| number("a count"))?,
                 "--idle-watch" => {
                     parsed.idle_watch = value.parse().map_err(|_| number("seconds"))?

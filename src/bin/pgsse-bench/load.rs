@@ -7,6 +7,7 @@ use std::time::Duration;
 use pgsse::bench::{self, Load, LoadReport, Phase, Target};
 use serde::Serialize;
 
+use crate::args::Args;
 use crate::gateway::{self, Gateway};
 
 /// Clients use their own 8 source addresses per case, so that the ports of one case's closed
@@ -124,8 +125,9 @@ fn result(
 }
 
 /// The load for a case, its clients on source addresses of their own.
-pub fn load(clients: usize, rate: f64, seconds: f64, index: usize) -> Load {
-    let mut load = Load::new(clients, rate, seconds);
+pub fn load(clients: usize, rate: f64, args: &Args, index: usize) -> Load {
+    let mut load = Load::new(clients, rate, args.seconds);
+    load.writers = args.writers;
     load.sources = SOURCES_PER_CASE;
     load.source_offset = index * SOURCES_PER_CASE;
     load

@@ -100,6 +100,8 @@ pub struct LoadReport {
     /// Every client must receive every row exactly once, in id order.
     pub gateway: Deliveries,
     pub gateway_latency: Option<Latency>,
+    /// Each delivery's latency minus the bare LISTEN client's for the same row.
+    pub added_latency: Option<Latency>,
     /// The bare LISTEN client's view of the same rows.
     pub floor: Deliveries,
     pub floor_latency: Option<Latency>,
@@ -145,11 +147,10 @@ pub async fn run_load(
     drain(&clients, &floor, expected, written, load.drain_quiet).await;
     let seconds = started.elapsed().as_secs_f64();
     at(Phase::Drained);
-    let (floor, floor_latency) = floor.finish(written).await;
+    let (floor, floor_latency, floor_by_row) = floor.finish(written).await;
     let held = clients.held();
     let failures = clients.failures();
-    let tallies = clients.finish().await;
-    let (gateway, gateway_latency, streams_ended) = tally::summarize(tallies, written);
+    let summary = tally::summarize(clients.finish().await, written, &floor_by_row);
     Ok(LoadReport {
         clients: load.clients,
         clients_held: held,
@@ -157,12 +158,13 @@ pub async fn run_load(
         failures,
         rows_written: written,
         write_rate: written as f64 / write_seconds.max(1e-9),
-        gateway,
-        gateway_latency,
+        gateway: summary.deliveries,
+        gateway_latency: summary.latency,
+        added_latency: summary.added,
         floor,
         floor_latency,
         seconds,
-        streams_ended,
+        streams_ended: summary.ended,
     })
 }
 

@@ -83,13 +83,14 @@ impl Floor {
         self.counts.last_us.load(Relaxed)
     }
 
-    /// Stops listening; what was received of `rows` rows, and its latency.
-    pub async fn finish(self, rows: u64) -> (Deliveries, Option<Latency>) {
+    /// Stops listening; what was received of `rows` rows, its latency, and its latency by row.
+    pub async fn finish(self, rows: u64) -> (Deliveries, Option<Latency>, Vec<Option<u32>>) {
         let _ = self.stop.send(());
         let tally = self.task.await.expect("the LISTEN task does not panic");
         let mut deliveries = Deliveries::default();
         deliveries.add(&tally, rows);
-        (deliveries, Latency::of(tally.latencies_us))
+        let latencies = tally.samples.iter().map(|s| i64::from(s.latency_us));
+        (deliveries, Latency::of(latencies.collect()), tally.by_row())
     }
 }
 

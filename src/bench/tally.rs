@@ -55,8 +55,8 @@ pub struct Tally {
     pub out_of_order: u64,
     /// Events that are not rows of this run.
     pub foreign: u64,
-    /// Receive time minus send time of each row received, in microseconds.
-    pub latencies_us: Vec<u32>,
+    /// Each row received: its number and its receive time minus send time.
+    pub samples: Vec<Sample>,
     /// Whether the stream ended before the run did.
     pub ended: bool,
 }
@@ -72,7 +72,7 @@ impl Tally {
             duplicated: 0,
             out_of_order: 0,
             foreign: 0,
-            latencies_us: Vec::new(),
+            samples: Vec::new(),
             ended: false,
         }
     }
@@ -102,10 +102,29 @@ impl Tally {
             self.last_id = self.last_id.max(id);
         }
         let latency = received_us.saturating_sub(row.sent_us);
-        self.latencies_us
-            .push(latency.min(u64::from(u32::MAX)) as u32);
+        self.samples.push(Sample {
+            seq: row.seq as u32,
+            latency_us: latency.min(u64::from(u32::MAX)) as u32,
+        });
         true
     }
+
+    /// Each row's latency by row number (`None` for rows not received), for comparing clients
+    /// with this one row by row.
+    pub fn by_row(&self) -> Vec<Option<u32>> {
+        let mut rows = vec![None; self.rows as usize];
+        for sample in &self.samples {
+            rows[sample.seq as usize] = Some(sample.latency_us);
+        }
+        rows
+    }
+}
+
+/// One row received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub seq: u32,
+    pub latency_us: u32,
 }
 
 /// Deliveries over all clients of a run.
@@ -136,7 +155,8 @@ impl Deliveries {
     }
 }
 
-/// Latency percentiles, in milliseconds (nearest rank, exact).
+/// Latency percentiles, in milliseconds (nearest rank, exact). Differences of latencies may be
+/// negative.
 #[derive(Debug, Serialize)]
 pub struct Latency {
     pub samples: u64,
@@ -148,7 +168,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    pub fn of(mut samples_us: Vec<u32>) -> Option<Latency> {
+    pub fn of(mut samples_us: Vec<i64>) -> Option<Latency> {
         if samples_us.is_empty() {
             return None;
         }
@@ -156,7 +176,7 @@ impl Latency {
         let n = samples_us.len();
         let at = |q: f64| {
             let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
-            f64::from(samples_us[rank - 1]) / 1000.0
+            samples_us[rank - 1] as f64 / 1000.0
         };
         Some(Latency {
             samples: n as u64,
@@ -169,18 +189,39 @@ impl Latency {
     }
 }
 
-/// Every client's deliveries and latencies together, and how many streams ended early.
-pub fn summarize(tallies: Vec<Tally>, rows: u64) -> (Deliveries, Option<Latency>, usize) {
-    let mut deliveries = Deliveries::default();
-    let total = tallies.iter().map(|t| t.latencies_us.len()).sum();
+/// Every client of a run together.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub deliveries: Deliveries,
+    /// Receive time minus send time.
+    pub latency: Option<Latency>,
+    /// Each delivery's latency minus the floor's latency for the same row: what the gateway
+    /// adds to what PostgreSQL costs anyway.
+    pub added: Option<Latency>,
+    /// Clients whose stream ended early.
+    pub ended: usize,
+}
+
+/// Sums up the clients' tallies of a run of `rows` rows; `floor` is the floor's latency by row.
+pub fn summarize(tallies: Vec<Tally>, rows: u64, floor: &[Option<u32>]) -> Summary {
+    let mut summary = Summary::default();
+    let total = tallies.iter().map(|t| t.samples.len()).sum();
     let mut latencies = Vec::with_capacity(total);
-    let mut ended = 0;
+    let mut added = Vec::with_capacity(total);
     for tally in tallies {
-        deliveries.add(&tally, rows);
-        ended += usize::from(tally.ended);
-        latencies.extend_from_slice(&tally.latencies_us);
+        summary.deliveries.add(&tally, rows);
+        summary.ended += usize::from(tally.ended);
+        for sample in &tally.samples {
+            let latency = i64::from(sample.latency_us);
+            latencies.push(latency);
+            if let Some(Some(floor)) = floor.get(sample.seq as usize) {
+                added.push(latency - i64::from(*floor));
+            }
+        }
     }
-    (deliveries, Latency::of(latencies), ended)
+    summary.latency = Latency::of(latencies);
+    summary.added = Latency::of(added);
+    summary
 }
 
 #[cfg(test)]
@@ -217,7 +258,9 @@ mod tests {
             ),
             (3, 1, 1, 1, 1)
         );
-        assert_eq!(tally.latencies_us, [500, 700, 800]);
+        let latencies: Vec<u32> = tally.samples.iter().map(|s| s.latency_us).collect();
+        assert_eq!(latencies, [500, 700, 800]);
+        assert_eq!(tally.by_row(), [Some(500), Some(800), Some(700), None]);
     }
 
     #[test]
@@ -233,5 +276,17 @@ mod tests {
             (500.0, 990.0, 999.0, 1000.0)
         );
         assert_eq!(Row::parse(&name(5)).map(|r| r.seq), Some(5));
+    }
+
+    #[test]
+    fn added_latency_is_taken_row_by_row_against_the_floor() {
+        let mut client = Tally::new(9, 2);
+        client.record(Some(1), Some(&name(0)), 1_900);
+        client.record(Some(2), Some(&name(1)), 1_300);
+        let floor = [Some(400), Some(500)];
+        let summary = summarize(vec![client], 2, &floor);
+        let added = summary.added.unwrap();
+        assert_eq!((added.p50_ms, added.max_ms), (-0.2, 0.5));
+        assert_eq!(summary.latency.unwrap().max_ms, 0.9);
     }
 }

@@ -37,8 +37,8 @@ pub fn write_json(results: &Results, path: &Path) -> std::io::Result<()> {
 }
 
 const HEAD: &str = "\
-| case | clients held / failed | rows/s | deliveries received / expected | lost / dup / out of order | gateway latency ms p50 / p90 / p99 / p99.9 / max | bare LISTEN ms p50 / p99 / max | gateway RSS KiB / conn | gateway CPU s / M deliveries |
-|---|---|---|---|---|---|---|---|---|
+| case | clients held / failed | rows/s | deliveries received / expected | lost / dup / out of order | gateway latency ms p50 / p90 / p99 / p99.9 / max | bare LISTEN ms p50 / p99 / max | added by the gateway ms p50 / p99 | gateway RSS KiB / conn | gateway CPU s / M deliveries |
+|---|---|---|---|---|---|---|---|---|---|
 ";
 
 /// The table and the notes under it.
@@ -51,7 +51,7 @@ pub fn table(results: &Results) -> String {
             CaseResult::Idle(r) => idle_row(&mut out, &mut notes, r),
             CaseResult::Ingest(r) => ingest_row(&mut out, &mut notes, r),
             CaseResult::Failed { case, error } => {
-                let _ = writeln!(out, "| {case} | failed: {error} | | | | | | | |");
+                let _ = writeln!(out, "| {case} | failed: {error} | | | | | | | | |");
             }
         }
     }
@@ -62,7 +62,7 @@ fn load_row(out: &mut String, notes: &mut String, r: &LoadResult) {
     let g = &r.report.gateway;
     let _ = writeln!(
         out,
-        "| {} | {} / {} | {:.0} | {} / {} | {} / {} / {} | {} | {} | {} | {} |",
+        "| {} | {} / {} | {:.0} | {} / {} | {} / {} / {} | {} | {} | {} | {} | {} |",
         r.case,
         r.report.clients_held,
         r.report.clients_failed,
@@ -74,6 +74,7 @@ fn load_row(out: &mut String, notes: &mut String, r: &LoadResult) {
         g.out_of_order,
         latency(&r.report.gateway_latency, true),
         latency(&r.report.floor_latency, false),
+        added(&r.report.added_latency),
         number(r.kib_per_connection, 1),
         number(r.gateway_cpu_seconds_per_million_deliveries, 1),
     );
@@ -106,7 +107,7 @@ fn load_row(out: &mut String, notes: &mut String, r: &LoadResult) {
 fn idle_row(out: &mut String, notes: &mut String, r: &IdleResult) {
     let _ = writeln!(
         out,
-        "| idle connections (up to {}) | {} / – | – | – | – | – | – | {} | – |",
+        "| idle connections (up to {}) | {} / – | – | – | – | – | – | – | {} | – |",
         r.target,
         r.held,
         number(r.kib_per_connection, 1)
@@ -135,7 +136,7 @@ fn idle_row(out: &mut String, notes: &mut String, r: &IdleResult) {
 fn ingest_row(out: &mut String, notes: &mut String, r: &IngestResult) {
     let _ = writeln!(
         out,
-        "| ingest ({} notifications) | – | – | {} published | {} lost | – | – | – | {} |",
+        "| ingest ({} notifications) | – | – | {} published | {} lost | – | – | – | – | {} |",
         r.notifications,
         r.published,
         r.notifications - r.published,
@@ -169,12 +170,18 @@ fn latency(latency: &Option<Latency>, full: bool) -> String {
         .join(" / ")
 }
 
+fn added(latency: &Option<Latency>) -> String {
+    latency.as_ref().map_or("–".into(), |l| {
+        format!("{} / {}", ms(l.p50_ms), ms(l.p99_ms))
+    })
+}
+
 /// Milliseconds with about three significant digits.
 fn ms(value: f64) -> String {
-    match value {
-        v if v < 10.0 => format!("{v:.2}"),
-        v if v < 100.0 => format!("{v:.1}"),
-        v => format!("{v:.0}"),
+    match value.abs() {
+        v if v < 10.0 => format!("{value:.2}"),
+        v if v < 100.0 => format!("{value:.1}"),
+        _ => format!("{value:.0}"),
     }
 }
 

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use tokio_postgres::error::SqlState;
-use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use super::error::ApiError;
@@ -56,10 +55,7 @@ async fn create(
 async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
     let client = state.pool.get().await?;
     match users::by_id(&client, id).await? {
-        Some(user) => Ok(warp::reply::with_status(
-            warp::reply::json(&user),
-            StatusCode::OK,
-        )),
+        Some(user) => Ok(warp::reply::json(&user)),
         None => Err(ApiError::NotFound(format!("there is no user {id}"))),
     }
 }

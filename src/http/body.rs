@@ -14,10 +14,22 @@ pub const LIMIT: usize = 64 * 1024;
 /// is answered by the route that matched instead of falling through to the next one.
 pub fn json<T: DeserializeOwned + Send>(
 ) -> impl Filter<Extract = (Result<T, ApiError>,), Error = warp::Rejection> + Clone {
-    warp::body::stream().then(|body| async move {
-        let bytes = read_limited(body).await?;
-        parse(&bytes)
-    })
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .then(|length: Option<u64>, body| async move {
+            // A declared length over the limit is refused before reading a byte.
+            if length.is_some_and(|n| n > LIMIT as u64) {
+                return Err(too_large());
+            }
+            let bytes = read_limited(body).await?;
+            parse(&bytes)
+        })
+}
+
+fn too_large() -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "the request body is over the limit of {LIMIT} bytes"
+    ))
 }
 
 async fn read_limited<S, B>(body: S) -> Result<BytesMut, ApiError>
@@ -33,9 +45,7 @@ where
             field: None,
         })?;
         if bytes.len() + chunk.remaining() > LIMIT {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "the request body is over the limit of {LIMIT} bytes"
-            )));
+            return Err(too_large());
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();

@@ -468,3 +468,31 @@ async fn unknown_routes_are_json_404s_and_health_checks_answer() {
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["status"], "ready");
 }
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_refused_once_it_passes_the_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let exchange = async {
+        let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let head = "POST /api/users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let chunk = vec![b' '; 16 * 1024];
+        for _ in 0..5 {
+            let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+            if socket.write_all(&framed).await.is_err() {
+                break;
+            }
+        }
+        let _ = socket.write_all(b"0\r\n\r\n").await;
+        let mut answer = Vec::new();
+        let _ = socket.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let answer = tokio::time::timeout(crate::support::WAIT, exchange)
+        .await
+        .expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("over the limit of 65536 bytes"), "{answer}");
+    assert_eq!(counts(&app).await, vec![0, 0, 0, 0]);
+}

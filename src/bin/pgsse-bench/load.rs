@@ -28,6 +28,8 @@ pub struct LoadResult {
     /// The load generator's own CPU over the same time: it shares the machine.
     pub generator_cpu_seconds: Option<f64>,
     pub machine_busy_percent: Option<f64>,
+    /// The machine's CPU use in the second before the case started, when only others ran.
+    pub background_busy_percent: Option<f64>,
     /// Changes in the gateway's counters over the case.
     pub counters: BTreeMap<String, f64>,
 }
@@ -82,7 +84,9 @@ pub async fn run(
     .await
     .map_err(|e| e.to_string())?;
     let after = gateway.metrics().await?;
-    Ok(result(case, report, r, &before, &after))
+    let mut result = result(case, report, r, &before, &after);
+    result.background_busy_percent = background;
+    Ok(result)
 }
 
 fn result(
@@ -119,6 +123,7 @@ fn result(
             .map(|s| s * 1e6 / received as f64),
         generator_cpu_seconds: difference(r.own_start, r.own_end),
         machine_busy_percent: gateway::busy_percent(r.machine_start, r.machine_end),
+        background_busy_percent: None,
         counters,
         report,
     }

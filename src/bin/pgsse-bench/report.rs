@@ -80,7 +80,10 @@ fn load_row(out: &mut String, notes: &mut String, r: &LoadResult) {
     );
     let mut said = Vec::new();
     if let Some(busy) = r.machine_busy_percent {
-        said.push(format!("machine {busy:.0}% busy"));
+        let before = r.background_busy_percent.unwrap_or(f64::NAN);
+        said.push(format!(
+            "machine {busy:.0}% busy (in the second before: {before:.0}%)"
+        ));
     }
     if let (Some(gw), Some(own)) = (r.gateway_cpu_seconds, r.generator_cpu_seconds) {
         said.push(format!("CPU s: gateway {gw:.2}, load generator {own:.2}"));

@@ -64,6 +64,9 @@ pub async fn run(
     gateway
         .wait_for_clients(0.0, Duration::from_secs(30))
         .await?;
+    let quiet = gateway::machine_ticks();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let background = gateway::busy_percent(quiet, gateway::machine_ticks());
     let before = gateway.metrics().await?;
     let mut r = Readings::default();
     let observed = &*gateway;

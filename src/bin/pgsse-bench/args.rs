@@ -54,6 +54,7 @@ impl Case {
 
     pub fn name(&self) -> String {
         match self {
+            Case::Load { clients: 1, rate } => format!("1 client, {rate} rows/s"),
             Case::Load { clients, rate } => format!("{clients} clients, {rate} rows/s"),
             Case::Idle => "idle connections".into(),
             Case::Ingest => "ingest".into(),

@@ -13,6 +13,10 @@ pub struct Setting {
     pub help: &'static str,
 }
 
+/// The log filter when RUST_LOG is unset: our own messages at info, and not warp's report of
+/// every client that closes its stream (it logs each one as a connection error).
+pub const DEFAULT_LOG: &str = "info,warp::server=off";
+
 /// Every setting, in the order `--help` lists them.
 pub const SETTINGS: &[Setting] = &[
     Setting {
@@ -82,7 +86,7 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "RUST_LOG",
-        default: Some("info"),
+        default: Some(DEFAULT_LOG),
         help: "log filter, e.g. debug or pgsse=debug,warp=info",
     },
 ];

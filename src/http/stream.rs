@@ -8,6 +8,7 @@
 //! again from its cursor: nothing is skipped.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use super::State;
 use crate::db;
 use crate::event::Frame;
 use crate::metrics;
-use crate::registry::{self, Registration};
+use crate::registry::{self, Entry, Registration};
 use crate::shutdown::Shutdown;
 use crate::store::events;
 
@@ -60,8 +61,9 @@ pub struct ClientStream {
     receiver: broadcast::Receiver<Arc<Frame>>,
     filter: EventFilter,
     registration: Registration,
-    /// Fires when the access token expires.
-    expires: Option<Pin<Box<Sleep>>>,
+    /// Completes when the stream must end: shutdown, too many streams of its user, or its
+    /// access token expiring. Made once per stream, not once per event.
+    closing: Pin<Box<dyn Future<Output = Close> + Send>>,
     /// The id of the last event this client has been sent or has passed over.
     cursor: i64,
     /// The last id the client itself has been told (in an event or an id-only frame).
@@ -76,7 +78,13 @@ pub struct ClientStream {
     /// Fires when the stream may have been quiet for a keep-alive interval.
     idle: Pin<Box<Sleep>>,
     last_write: Instant,
-    shutdown: Shutdown,
+}
+
+/// Why a stream ends on the server's side.
+enum Close {
+    Shutdown,
+    Evicted,
+    Expired,
 }
 
 /// What one step of the stream produced.
@@ -93,13 +101,16 @@ impl ClientStream {
         let cursor = opening.last_event_id.unwrap_or(subscription.last_id);
         state.metrics.clients_connected.fetch_add(1, Relaxed);
         let now = Instant::now();
+        let closing = closing(
+            state.shutdown.clone(),
+            opening.registration.entry.clone(),
+            opening.expires_in.map(|left| now + left),
+        );
         ClientStream {
             receiver: subscription.receiver,
             filter: opening.filter,
             registration: opening.registration,
-            expires: opening
-                .expires_in
-                .map(|left| Box::pin(tokio::time::sleep_until(now + left))),
+            closing,
             cursor,
             told: cursor,
             catching_up: opening.last_event_id.is_some(),
@@ -108,7 +119,6 @@ impl ClientStream {
             opened: false,
             idle: Box::pin(tokio::time::sleep_until(now + state.keepalive)),
             last_write: now,
-            shutdown: state.shutdown.clone(),
             state,
         }
     }
@@ -138,11 +148,9 @@ impl ClientStream {
                 self.catch_up().await
             } else {
                 tokio::select! {
-                    () = self.shutdown.fired() => Step::End,
+                    close = &mut self.closing => self.closed(close),
                     received = self.receiver.recv() => self.received(received),
                     () = &mut self.idle => self.idle_elapsed(),
-                    () = self.registration.entry.evicted.notified() => Step::End,
-                    () = until(&mut self.expires) => self.expired(),
                 }
             };
             match step {
@@ -243,10 +251,12 @@ impl ClientStream {
                 (frames, None)
             }
             None => {
-                let read = read_table(&self.state, self.cursor);
+                // Boxed: history reads are rare, and their state would otherwise enlarge every
+                // idle stream's future.
+                let read = Box::pin(read_table(&self.state, self.cursor));
                 let page = tokio::select! {
                     page = read => page,
-                    () = self.shutdown.fired() => return Step::End,
+                    close = &mut self.closing => return self.closed(close),
                 };
                 match page {
                     Ok((frames, pruned_through)) => {
@@ -301,7 +311,7 @@ impl ClientStream {
         );
         tokio::select! {
             () = tokio::time::sleep(REPLAY_RETRY) => Step::Send(Bytes::from_static(WAITING)),
-            () = self.shutdown.fired() => Step::End,
+            close = &mut self.closing => self.closed(close),
         }
     }
 
@@ -335,12 +345,15 @@ impl ClientStream {
         format!("event: connection\ndata: {data}\n\n").into_bytes()
     }
 
-    fn expired(&self) -> Step {
-        log::info!(
-            "closing the stream of {:?} (client {}): its access token expired",
-            self.registration.entry.viewer.user.as_deref().unwrap_or(""),
-            self.registration.entry.viewer.client_id
-        );
+    fn closed(&self, close: Close) -> Step {
+        if let Close::Expired = close {
+            log::info!(
+                "closing the stream of {:?} (client {}): its access token expired",
+                self.registration.entry.viewer.user.as_deref().unwrap_or(""),
+                self.registration.entry.viewer.client_id
+            );
+        }
+        // Shutdown is logged once by the app, eviction by the registry.
         Step::End
     }
 
@@ -356,12 +369,25 @@ impl Drop for ClientStream {
     }
 }
 
-/// Completes when the optional timer fires; never without one.
-async fn until(timer: &mut Option<Pin<Box<Sleep>>>) {
-    match timer {
-        Some(timer) => timer.await,
-        None => std::future::pending().await,
-    }
+/// The future that ends a stream: the first of shutdown, eviction and token expiry.
+fn closing(
+    mut shutdown: Shutdown,
+    entry: Arc<Entry>,
+    expires_at: Option<Instant>,
+) -> Pin<Box<dyn Future<Output = Close> + Send>> {
+    Box::pin(async move {
+        let expiry = async {
+            match expires_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown.fired() => Close::Shutdown,
+            () = entry.evicted.notified() => Close::Evicted,
+            () = expiry => Close::Expired,
+        }
+    })
 }
 
 /// A frame that moves the client's Last-Event-ID to `id`, with more lines (ending in `\n`) after

@@ -48,7 +48,7 @@ endif
 build:
 	cargo build
 
-test: postgres-installed
+test: postgres-installed browser-installed
 	cargo test --all-targets -- --test-threads 4
 
 lint:
@@ -117,6 +117,20 @@ postgres-installed:
 				|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }; \
 		else \
 			echo "pgsse: PostgreSQL is not installed. Install the server and client (Debian/Ubuntu: sudo apt-get install postgresql; macOS: brew install postgresql) or set DATABASE_URL." >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+# Headless Chromium and chromedriver for the browser tests, from the distribution's packages
+# (Debian: chromium, chromium-driver). Nothing downloads a browser at run time.
+browser-installed:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "pgsse: installing Chromium and chromedriver (apt-get install chromium chromium-driver)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+				|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+		else \
+			echo "pgsse: the browser tests need chromium and chromedriver (Debian/Ubuntu: sudo apt-get install chromium chromium-driver)" >&2; \
 			exit 1; \
 		fi; \
 	fi

@@ -15,6 +15,7 @@ mod sse;
 mod stream;
 mod users;
 mod validate;
+mod web;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -62,6 +63,8 @@ pub fn routes(
         .or(boards::routes(state.clone()))
         .or(publish::routes(state.clone()))
         .or(paths::routes(state))
+        .or(web::routes())
+        .or(web::not_found())
         .recover(rejection)
 }
 

@@ -1,6 +1,7 @@
 //! The test harness: a gateway started in-process on port 0 against a fresh database, a plain
 //! SQL connection to write rows with, and clients to observe it.
 
+pub mod browser;
 pub mod checker;
 pub mod http;
 pub mod pg;

@@ -1,0 +1,180 @@
+//! The front end in a real browser (headless Chromium): what a person sees on the pages while
+//! rows are written over plain SQL and the gateway restarts underneath. Each test saves a
+//! screenshot of each page it visits under `target/screenshots/`.
+
+use serde_json::json;
+
+use crate::support::browser::Browser;
+use crate::support::{fresh_database, insert_board, pg, spawn_app, spawn_app_on, TestApp};
+
+/// The paths drawn on a board page, in drawing order, as points and colour.
+const PATHS: &str = "[...document.querySelectorAll('svg.board .paths polyline')]
+    .map((p) => ({points: p.getAttribute('points'), colour: p.getAttribute('stroke')}))";
+
+fn url(app: &TestApp, path: &str) -> String {
+    format!("http://{}{path}", app.addr)
+}
+
+#[tokio::test]
+async fn the_feed_page_goes_live_and_shows_a_board_inserted_over_sql_with_its_name_and_creator() {
+    let app = spawn_app().await;
+    let browser = Browser::start().await;
+    browser.goto(&url(&app, "/sse/")).await;
+    browser.wait_for_text("#state", "live").await;
+
+    let sql = app.sql().await;
+    let id = insert_board(&sql, "carol", "Carol's canvas").await;
+    let item = browser.wait_for_item("#events", "Carol's canvas").await;
+    assert!(item.contains("newBoard"), "{item}");
+    assert!(item.contains("carol"), "{item}");
+    assert!(item.contains(&id.to_string()), "{item}");
+    let last_id = browser.text("#last-id").await;
+    assert!(
+        last_id.parse::<i64>().is_ok(),
+        "last event id shown: {last_id:?}"
+    );
+    browser.screenshot("feed").await;
+}
+
+#[tokio::test]
+async fn the_trigger_page_creates_a_board_that_the_feed_shows_and_shows_the_apis_message_for_bad_input(
+) {
+    let app = spawn_app().await;
+    let browser = Browser::start().await;
+    browser.goto(&url(&app, "/sse/")).await;
+    browser.wait_for_text("#state", "live").await;
+    let feed = browser.open_window().await;
+    browser.goto(&url(&app, "/sse/test/")).await;
+
+    browser.fill("#user-form [name=username]", "dora").await;
+    browser.click("#user-form button[type=submit]").await;
+    browser
+        .wait_for_text("#user-form .form-status", "Created user dora")
+        .await;
+    browser.fill("#board-form [name=name]", "Dora's dots").await;
+    browser.fill("#board-form [name=creator]", "dora").await;
+    browser.fill("#board-form [name=rows]", "4").await;
+    browser.fill("#board-form [name=cols]", "6").await;
+    browser
+        .fill("#board-form [name=dots]", "[[0, 0], [5, 3]]")
+        .await;
+    browser.click("#board-form button[type=submit]").await;
+    browser
+        .wait_for_text("#board-form .form-status", "Created board")
+        .await;
+    let sql = browser.text("[data-sql=board]").await;
+    assert!(sql.contains("insert into board"), "{sql}");
+
+    // A creator that does not exist: the page shows what the API says about it.
+    let bad = json!({"name": "x", "creator": "nobody", "rows": 4, "cols": 6, "dots": []});
+    let answer = app.post("/api/boards", &bad).await;
+    assert_eq!(answer.status, 422);
+    let message = answer.json()["error"].as_str().unwrap().to_owned();
+    browser.fill("#board-form [name=creator]", "nobody").await;
+    browser.click("#board-form button[type=submit]").await;
+    browser
+        .wait_for_text("#board-form .form-status", &message)
+        .await;
+    browser.screenshot("trigger").await;
+
+    browser.switch_to(&feed).await;
+    let item = browser.wait_for_item("#events", "Dora's dots").await;
+    assert!(item.contains("newBoard") && item.contains("dora"), "{item}");
+    browser.screenshot("feed-after-trigger").await;
+}
+
+#[tokio::test]
+async fn the_board_page_draws_the_dots_and_a_path_inserted_over_sql_appears_without_a_reload() {
+    let app = spawn_app().await;
+    let sql = app.sql().await;
+    sql.exec(
+        "insert into app_user(username) values ('erin'), ('frank');
+         insert into board(name, creator_id, rows, cols, dots)
+         select 'Erin''s grid', id, 4, 5, '[[0, 0], [4, 3], [2, 1]]' from app_user where username = 'erin';
+         insert into path(board_id, user_id, points)
+         select b.id, u.id, '[[0, 0], [1, 1], [2, 1]]' from board b, app_user u where u.username = 'erin';",
+    )
+    .await;
+    let board: i64 = sql.one("select id from board", &[]).await.get(0);
+    let browser = Browser::start().await;
+    browser.goto(&url(&app, &format!("/boards/{board}"))).await;
+    browser.wait_for_text("#state", "live").await;
+    browser.wait_for_text("h1", "Erin's grid").await;
+
+    let dots = browser
+        .eval(
+            "return [...document.querySelectorAll('svg.board .dot')]
+                .map((c) => [Number(c.getAttribute('cx')), Number(c.getAttribute('cy'))])
+                .sort((a, b) => a[0] - b[0] || a[1] - b[1]);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(dots, json!([[0, 0], [2, 1], [4, 3]]));
+    let saved = browser.eval(&format!("return {PATHS};"), json!([])).await;
+    assert_eq!(saved.as_array().unwrap().len(), 1, "{saved}");
+    assert_eq!(saved[0]["points"], "0,0 1,1 2,1");
+
+    browser
+        .eval("window.stillTheSamePage = true", json!([]))
+        .await;
+    sql.exec(
+        "insert into path(board_id, user_id, points)
+         select b.id, u.id, '[[4, 3], [3, 2], [2, 1]]' from board b, app_user u where u.username = 'frank'",
+    )
+    .await;
+    let two = format!("const all = {PATHS}; return all.length === 2 ? all : null;");
+    let drawn = browser
+        .wait_for("the new path to be drawn", &two, json!([]))
+        .await;
+    assert_eq!(drawn[1]["points"], "4,3 3,2 2,1");
+    assert_ne!(
+        drawn[0]["colour"], drawn[1]["colour"],
+        "each user has a colour"
+    );
+    let legend = browser.wait_for_text("#legend", "frank").await;
+    assert!(legend.contains("erin"), "{legend}");
+    let same = browser
+        .eval("return window.stillTheSamePage === true", json!([]))
+        .await;
+    assert_eq!(same, json!(true), "the page was not reloaded");
+    browser.screenshot("board").await;
+
+    browser.resize(390, 844).await;
+    browser.screenshot("board-phone").await;
+    browser.goto(&url(&app, "/boards/")).await;
+    browser.wait_for_item("#boards", "Erin's grid").await;
+    browser.screenshot("boards-phone").await;
+}
+
+#[tokio::test]
+async fn after_the_gateway_restarts_the_feed_reconnects_by_itself_and_shows_what_was_inserted_meanwhile(
+) {
+    let database = fresh_database(pg::shared()).await;
+    let mut app = spawn_app_on(&database, &[]).await;
+    let addr = app.addr.to_string();
+    let browser = Browser::start().await;
+    browser.goto(&url(&app, "/sse/")).await;
+    browser.wait_for_text("#state", "live").await;
+    let sql = app.sql().await;
+    insert_board(&sql, "gina", "before the restart").await;
+    browser.wait_for_item("#events", "before the restart").await;
+
+    app.stop().await;
+    browser.wait_for_text("#state", "reconnecting").await;
+    browser.screenshot("feed-reconnecting").await;
+    insert_board(&sql, "gina", "while it was away").await;
+
+    let _restarted = spawn_app_on(&database, &[("BIND_ADDR", &addr)]).await;
+    let item = browser.wait_for_item("#events", "while it was away").await;
+    assert!(item.contains("gina"), "{item}");
+    browser.wait_for_text("#state", "live").await;
+    let before = browser
+        .eval(
+            "return [...document.querySelectorAll('#events > li')]
+                .filter((li) => li.innerText.includes('before the restart')).length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(before, json!(1), "nothing was shown twice");
+    browser.screenshot("feed-after-restart").await;
+}

@@ -42,7 +42,10 @@ pub fn routes(
         .and(body::json())
         .and(with_state(state))
         .then(demo_token);
-    send.or(clients).or(demo)
+    let sign_out = warp::path!("api" / "demo" / "token")
+        .and(warp::delete())
+        .map(sign_out);
+    send.or(clients).or(demo).or(sign_out)
 }
 
 #[derive(Deserialize)]
@@ -175,4 +178,11 @@ async fn demo_token(
         "set-cookie",
         cookie,
     ))
+}
+
+/// DELETE /api/demo/token: 204, and the token cookie cleared (a page cannot clear an HttpOnly
+/// cookie itself).
+fn sign_out() -> impl Reply {
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    warp::reply::with_header(StatusCode::NO_CONTENT, "set-cookie", cookie)
 }

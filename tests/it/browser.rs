@@ -5,7 +5,9 @@
 use serde_json::json;
 
 use crate::support::browser::Browser;
-use crate::support::{fresh_database, insert_board, pg, spawn_app, spawn_app_on, TestApp};
+use crate::support::{
+    fresh_database, insert_board, pg, spawn_app, spawn_app_on, spawn_app_with, TestApp,
+};
 
 /// The paths drawn on a board page, in drawing order, as points and colour.
 const PATHS: &str = "[...document.querySelectorAll('svg.board .paths polyline')]
@@ -177,4 +179,114 @@ async fn after_the_gateway_restarts_the_feed_reconnects_by_itself_and_shows_what
         .await;
     assert_eq!(before, json!(1), "nothing was shown twice");
     browser.screenshot("feed-after-restart").await;
+}
+
+#[tokio::test]
+async fn a_signed_in_feed_shows_its_own_notifications_apart_and_nobody_elses() {
+    let app = spawn_app().await;
+    app.sql()
+        .await
+        .exec("insert into app_user(username) values ('hana'), ('ivan')")
+        .await;
+    let browser = Browser::start().await;
+    browser.goto(&url(&app, "/sse/")).await;
+    browser.wait_for_text("#state", "live").await;
+    // Authentication is off here: the page listens for hana's notifications by name, and says
+    // plainly that this is not private.
+    browser.fill("#signin [name=username]", "hana").await;
+    browser.click("#signin button[type=submit]").await;
+    browser.wait_for_text("#signin-status", "not private").await;
+    browser
+        .wait_for_text("#listener", "Listening as hana")
+        .await;
+    let feed = browser.open_window().await;
+
+    browser.goto(&url(&app, "/sse/test/")).await;
+    for (to, text) in [("hana", "for hana only"), ("ivan", "for ivan only")] {
+        browser.fill("#notify-form [name=to]", to).await;
+        browser.fill("#notify-form [name=text]", text).await;
+        browser.click("#notify-form button[type=submit]").await;
+        browser
+            .wait_for_text("#notify-form .form-status", "only streams of that user")
+            .await;
+        browser.fill("#notify-form [name=to]", "").await;
+    }
+    let sql = browser.text("[data-sql=notify]").await;
+    assert!(sql.contains("select pgsse.publish('notification'"), "{sql}");
+    browser
+        .fill("#system-form [name=text]", "everyone hears this")
+        .await;
+    browser.click("#system-form button[type=submit]").await;
+    browser
+        .wait_for_text("#system-form .form-status", "to everyone")
+        .await;
+    // A notification for nobody known is the API's error, shown on the page.
+    browser.fill("#notify-form [name=to]", "nobody").await;
+    browser.click("#notify-form button[type=submit]").await;
+    browser
+        .wait_for_text(
+            "#notify-form .form-status",
+            "there is no user named 'nobody'",
+        )
+        .await;
+    browser.screenshot("trigger-notifications").await;
+
+    browser.switch_to(&feed).await;
+    // The broadcast was sent last, so once it is shown everything before it has been too.
+    let system = browser
+        .wait_for_item("#events", "everyone hears this")
+        .await;
+    assert!(system.contains("system"), "{system}");
+    let own = browser.wait_for_item("#events", "for hana only").await;
+    assert!(own.contains("for you"), "{own}");
+    let all = browser.text("#events").await;
+    assert!(!all.contains("for ivan only"), "{all}");
+    browser.screenshot("feed-signed-in").await;
+}
+
+#[tokio::test]
+async fn with_demo_tokens_the_feed_signs_in_and_receives_notifications_over_its_cookie() {
+    let secret = "a browser test secret long enough for HS256";
+    let app = spawn_app_with(&[("AUTH_JWT_SECRET", secret), ("DEMO_TOKENS", "1")]).await;
+    app.sql()
+        .await
+        .exec("insert into app_user(username) values ('jun')")
+        .await;
+    let browser = Browser::start().await;
+    browser.goto(&url(&app, "/sse/")).await;
+    // Authentication is on: without a token the page says why it has no stream.
+    browser
+        .wait_for_text("#state-detail", "access token is required")
+        .await;
+    browser.fill("#signin [name=username]", "jun").await;
+    browser.click("#signin button[type=submit]").await;
+    browser.wait_for_text("#signin-status", "demo token").await;
+    browser.wait_for_text("#listener", "Listening as jun").await;
+    browser.wait_for_text("#state", "live").await;
+
+    let admin = pgsse::auth::Verifier::new(secret).sign(&pgsse::auth::Claims {
+        sub: "root".into(),
+        role: Some("admin".into()),
+        exp: pgsse::auth::now() + 600,
+        nbf: None,
+    });
+    let body = serde_json::to_vec(
+        &json!({"type": "message", "data": {"text": "hi jun"}, "target": {"userId": "jun"}}),
+    )
+    .unwrap();
+    let bearer = format!("Bearer {admin}");
+    let sent = crate::support::http::request(
+        app.addr,
+        "POST",
+        "/api/sse/send",
+        &[("Authorization", &bearer)],
+        Some(&body),
+    )
+    .await;
+    assert_eq!(sent.status, 202, "{}", sent.text());
+    let item = browser.wait_for_item("#events", "hi jun").await;
+    assert!(
+        item.contains("for you") && item.contains("message"),
+        "{item}"
+    );
 }

@@ -1,10 +1,19 @@
 // /sse/: the live feed. One stream, optionally filtered by kind and board; each event is listed
-// newest first with the time it arrived, its kind, its id and its fields.
+// newest first with the time it arrived, its kind, its id and its fields. Signed in, the stream
+// also carries the notifications meant for that user, shown apart from the broadcasts.
 
+import { ApiError, api } from './api.js';
 import { clock, h, say } from './dom.js';
 import { LiveStream } from './stream.js';
 
+/** The board events, which the filter form chooses among. */
 const KINDS = ['newBoard', 'newPath'];
+/** Events for one user (from the notification table or pgsse.publish with a recipient). */
+const PERSONAL = ['notification', 'message'];
+/** Events for everyone published from SQL or the API. */
+const SYSTEM = ['system.notice'];
+/** Without authentication, whose notifications this browser listens for (`?userId=`). */
+const USER_KEY = 'pgsse.listenAs';
 /** The list keeps this many events, so a page left open for days stays light. */
 const KEEP = 500;
 
@@ -14,12 +23,28 @@ const notes = document.getElementById('notes');
 const form = document.getElementById('filters');
 const filterStatus = document.getElementById('filter-status');
 
-const stream = new LiveStream({ kinds: KINDS, onEvent: show, onResync: resynced });
+const signin = document.getElementById('signin');
+const signout = document.getElementById('signout');
+const signinStatus = document.getElementById('signin-status');
+const listener = document.getElementById('listener');
 
-const initial = filterFromAddress();
-fillForm(initial);
-stream.open(initial);
-say(filterStatus, 'ok', describe(initial));
+const stream = new LiveStream({
+  kinds: [...KINDS, ...PERSONAL, ...SYSTEM],
+  onEvent: show,
+  onResync: resynced,
+  onConnection: connected,
+});
+
+let current = filterFromAddress();
+fillForm(current);
+stream.open(streamParams(current));
+say(filterStatus, 'ok', describe(current));
+
+signin.addEventListener('submit', (event) => {
+  event.preventDefault();
+  signIn(signin.elements.username.value.trim(), signin.elements.admin.checked);
+});
+signout.addEventListener('click', signOut);
 
 form.addEventListener('submit', (event) => {
   event.preventDefault();
@@ -32,10 +57,90 @@ form.addEventListener('submit', (event) => {
   history.replaceState(null, '', query ? `?${query}` : location.pathname);
   list.replaceChildren();
   empty.hidden = false;
+  current = filter;
   stream.forget();
-  stream.open(filter);
+  stream.open(streamParams(filter));
   say(filterStatus, 'ok', describe(filter));
 });
+
+/**
+ * The stream's query: the filter, widened so that notifications and system events still come
+ * when only some board events are chosen, and `userId` when listening by name.
+ */
+function streamParams(filter) {
+  const events = filter.events ? [filter.events, ...PERSONAL, ...SYSTEM].join(',') : '';
+  return { events, board_id: filter.board_id, userId: listeningAs() };
+}
+
+function listeningAs() {
+  try {
+    return localStorage.getItem(USER_KEY) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function listenAs(username) {
+  try {
+    if (username) localStorage.setItem(USER_KEY, username);
+    else localStorage.removeItem(USER_KEY);
+  } catch {
+    // Private browsing without storage: the choice lasts until the page is reloaded.
+  }
+}
+
+/**
+ * Signs in with a demo token when the gateway hands them out (the cookie then goes with the
+ * stream); without authentication, listens for the user's notifications by name instead.
+ */
+async function signIn(username, admin) {
+  if (!username) {
+    say(signinStatus, 'error', 'Type the username to sign in as.');
+    return;
+  }
+  say(signinStatus, 'busy', 'Signing in…');
+  try {
+    await api('/api/demo/token', { method: 'POST', body: { username, admin } });
+    listenAs('');
+    say(signinStatus, 'ok', `Signed in as ${username} with a demo token${admin ? ' (administrator)' : ''}.`);
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 404) {
+      say(signinStatus, 'error', error.message);
+      return;
+    }
+    // No demo sign-in here: either authentication is off, or it is on and needs a real token.
+    listenAs(username);
+    say(signinStatus, 'ok', `Listening for ${username}'s notifications by name. Without `
+      + 'authentication anyone can do that: they are not private.');
+  }
+  reopen();
+}
+
+async function signOut() {
+  listenAs('');
+  try {
+    await api('/api/demo/token', { method: 'DELETE' });
+  } catch {
+    // Nothing to sign out of when the gateway cannot be reached; the stream says so anyway.
+  }
+  say(signinStatus, 'ok', 'Signed out.');
+  reopen();
+}
+
+/** Opens the stream again, from live events, as whoever the page now is. */
+function reopen() {
+  stream.forget();
+  stream.open(streamParams(current));
+}
+
+/** The gateway's `connection` event: whom this stream is for. */
+function connected(data) {
+  const user = typeof data.user === 'string' ? data.user : null;
+  listener.textContent = user
+    ? `Listening as ${user}: broadcasts and ${user}'s own notifications.`
+    : 'Listening to broadcasts only.';
+  signout.hidden = user === null;
+}
 
 /** The filter in the page's address (?events=newBoard&board_id=7), so a filtered feed can be shared. */
 function filterFromAddress() {
@@ -85,10 +190,13 @@ function show(event) {
 }
 
 function render({ id, kind, data, received }) {
-  return h('li', { class: `event kind-${kind}`, 'data-event-id': id },
+  const group = PERSONAL.includes(kind) ? 'personal' : SYSTEM.includes(kind) ? 'system' : 'board';
+  const badge = { personal: 'for you', system: 'system', board: null }[group];
+  return h('li', { class: `event kind-${kind} ${group}`, 'data-event-id': id },
     h('div', { class: 'meta' },
       h('time', { datetime: received.toISOString() }, clock(received)),
       h('span', { class: 'kind' }, kind),
+      badge && h('span', { class: 'badge' }, badge),
       h('span', { class: 'event-id' }, `id ${id}`)),
     fields(data));
 }

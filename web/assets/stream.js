@@ -11,12 +11,14 @@ const REOPEN_AFTER_MS = 5000;
 export class LiveStream {
   /**
    * kinds: the event names to listen for; onEvent({id, kind, data, received}) is called once per
-   * event, in id order; onResync(data) when the gateway says history was pruned.
+   * event, in id order; onResync(data) when the gateway says history was pruned;
+   * onConnection(data) when a stream opens and the gateway says whom it is for.
    */
-  constructor({ kinds, onEvent, onResync = () => {} }) {
+  constructor({ kinds, onEvent, onResync = () => {}, onConnection = () => {} }) {
     this.kinds = kinds;
     this.onEvent = onEvent;
     this.onResync = onResync;
+    this.onConnection = onConnection;
     this.filter = {};
     this.lastId = null;
     this.source = null;
@@ -57,6 +59,14 @@ export class LiveStream {
       source.addEventListener(kind, (event) => this.received(source, event));
     }
     source.addEventListener('resync', (event) => this.resynced(source, event));
+    source.addEventListener('connection', (event) => {
+      if (source !== this.source) return;
+      try {
+        this.onConnection(JSON.parse(event.data));
+      } catch {
+        // A connection event is information only; a page works without it.
+      }
+    });
   }
 
   close() {

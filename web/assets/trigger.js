@@ -9,6 +9,8 @@ const forms = {
   user: document.getElementById('user-form'),
   board: document.getElementById('board-form'),
   path: document.getElementById('path-form'),
+  notify: document.getElementById('notify-form'),
+  system: document.getElementById('system-form'),
 };
 
 /** The statement psql would run for each form, from the form's current values. */
@@ -20,6 +22,8 @@ from app_user where username = ${text(f.creator.value)};`,
   path: (f) => `insert into path(board_id, user_id, points)
 select ${number(f.board.value, '…')}, id, ${text(compact(f.points.value))}
 from app_user where username = ${text(f.user.value)};`,
+  notify: (f) => `select pgsse.publish(${text(f.type.value)}, ${text(JSON.stringify({ text: f.text.value }))}, ${text(f.to.value)});`,
+  system: (f) => `select pgsse.publish('system.notice', ${text(JSON.stringify({ text: f.text.value }))});`,
 };
 
 /** What each form sends: [method, address, body]. Throws an ApiError for input it cannot send. */
@@ -39,6 +43,15 @@ const REQUESTS = {
       points: positions(f.points.value, 'points'),
     }];
   },
+  notify: (f) => {
+    if (!f.to.value.trim()) throw new ApiError('Name the user the notification is for.', { field: 'to' });
+    return ['POST', '/api/sse/send', {
+      type: f.type.value,
+      data: { text: f.text.value },
+      target: { userId: f.to.value.trim() },
+    }];
+  },
+  system: (f) => ['POST', '/api/sse/send', { type: 'system.notice', data: { text: f.text.value } }],
 };
 
 /** What to say when each form succeeded. */
@@ -53,6 +66,8 @@ const DONE = {
     `Saved path ${path.id} by ${path.user_username}; see it on `,
     h('a', { href: `/boards/${path.board_id}` }, `board ${path.board_id}`), '.',
   ],
+  notify: (sent) => [`Sent event ${sent.id}; only streams of that user receive it.`],
+  system: (sent) => [`Sent event ${sent.id} to everyone.`],
 };
 
 const preview = { view: null, box: document.getElementById('board-preview') };
@@ -87,7 +102,8 @@ async function submit(name) {
     afterCreating(name, created);
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
-    say(status, 'error', h('strong', {}, 'Not saved: '), err.message);
+    const failed = name === 'notify' || name === 'system' ? 'Not sent: ' : 'Not saved: ';
+    say(status, 'error', h('strong', {}, failed), err.message);
     const field = err.field && form.elements[err.field];
     if (field instanceof HTMLElement) {
       field.setAttribute('aria-invalid', 'true');

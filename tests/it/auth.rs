@@ -176,6 +176,13 @@ async fn demo_tokens_sign_in_only_when_enabled() {
         .sse("/sse/notifications/", &[("Cookie", &cookie_header)])
         .await;
     assert_eq!(stream.connection.as_ref().unwrap().json()["user"], "alice");
+    let signed_out = request(on.addr, "DELETE", "/api/demo/token", &[], None).await;
+    assert_eq!(signed_out.status, 204);
+    let cleared = signed_out.header("set-cookie").unwrap();
+    assert!(
+        cleared.starts_with("pgsse_token=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
 }
 
 #[tokio::test]

@@ -231,23 +231,13 @@ impl Browser {
     /// Starts a process that, if this test process dies without dropping the browser, ends
     /// every process of this browser and deletes its directory.
     fn watch_for_exit(&self) {
-        let script = format!(
-            "while kill -0 {test} 2>/dev/null; do sleep 1; done; \
-             for p in /proc/[0-9]*; do \
+        super::after_exit(&format!(
+            "for p in /proc/[0-9]*; do \
                pid=${{p#/proc/}}; [ \"$pid\" = \"$$\" ] && continue; \
                grep -qF '{dir}' $p/cmdline 2>/dev/null && kill -9 $pid; \
              done; rm -rf '{dir}'",
-            test = std::process::id(),
             dir = self.dir.display(),
-        );
-        let status = Command::new("setsid")
-            .args(["-f", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("start the browser watchdog");
-        assert!(status.success(), "the browser watchdog started");
+        ));
     }
 }
 

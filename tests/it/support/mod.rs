@@ -284,3 +284,21 @@ fn init_logging() {
         .parse_filters(&std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .try_init();
 }
+
+/// Runs the shell `cleanup` once this test process is gone, even if it is killed: `setsid -f`
+/// starts the watchdog in a session of its own (so killing the test's process group does not
+/// kill it) and returns at once.
+pub fn after_exit(cleanup: &str) {
+    let script = format!(
+        "while kill -0 {} 2>/dev/null; do sleep 1; done; {cleanup}",
+        std::process::id()
+    );
+    let status = std::process::Command::new("setsid")
+        .args(["-f", "sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("start a watchdog");
+    assert!(status.success(), "the watchdog started");
+}

@@ -116,24 +116,12 @@ impl Cluster {
         } else {
             ""
         };
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-             {as_postgres}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
-            pid = std::process::id(),
+        super::after_exit(&format!(
+            "{as_postgres}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
             pg_ctl = pg_ctl.display(),
             data = self.data().display(),
             dir = self.dir.display(),
-        );
-        // `setsid -f` starts the watchdog in a session of its own (so killing the test's process
-        // group does not kill it) and returns at once.
-        let status = Command::new("setsid")
-            .args(["-f", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("start the cluster watchdog");
-        assert!(status.success(), "the cluster watchdog started");
+        ));
     }
 }
 

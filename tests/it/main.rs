@@ -14,3 +14,4 @@ mod resume;
 mod stream;
 mod support;
 mod targeted;
+mod web;

@@ -30,6 +30,7 @@ const FLAGS: &[&str] = &[
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-crash-reporter",
     "--disable-dev-shm-usage",
     "--window-size=1280,1000",
 ];

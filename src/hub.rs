@@ -104,11 +104,6 @@ impl Hub {
         Some(recent.frames.range(start..).take(limit).cloned().collect())
     }
 
-    /// Connected subscribers.
-    pub fn subscribers(&self) -> usize {
-        self.sender.receiver_count()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
         // A panic while holding the lock cannot leave `Recent` half-updated in a harmful way.
         self.recent.lock().unwrap_or_else(|e| e.into_inner())

@@ -1,14 +1,13 @@
 //! Counters and gauges shared by the listener, the streams and `/metrics`. Plain atomics: each
 //! update is one instruction and never waits.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 pub struct Metrics {
     started: Instant,
     /// Whether the listener is connected and LISTENing; `/readyz` reports it.
     listening: AtomicBool,
-    pub clients_connected: AtomicI64,
     /// Events the listener took from PostgreSQL and published (each counted once).
     pub events_received: AtomicU64,
     pub notifications_received: AtomicU64,
@@ -27,7 +26,6 @@ impl Default for Metrics {
         Metrics {
             started: Instant::now(),
             listening: AtomicBool::new(false),
-            clients_connected: AtomicI64::new(0),
             events_received: AtomicU64::new(0),
             notifications_received: AtomicU64::new(0),
             last_notification_ms: AtomicU64::new(0),

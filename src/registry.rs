@@ -105,6 +105,11 @@ impl Registry {
         }
     }
 
+    /// How many streams are connected now.
+    pub fn connected(&self) -> usize {
+        self.lock().streams.len()
+    }
+
     /// Every connected stream, oldest first.
     pub fn list(&self) -> Vec<Arc<Entry>> {
         self.lock().streams.values().cloned().collect()

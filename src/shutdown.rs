@@ -47,8 +47,4 @@ impl Shutdown {
         // An error means the trigger is gone, which also means: stop.
         let _ = self.receiver.wait_for(|&fired| fired).await;
     }
-
-    pub fn is_fired(&self) -> bool {
-        *self.receiver.borrow()
-    }
 }

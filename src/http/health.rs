@@ -52,7 +52,7 @@ async fn metrics(state: Arc<State>) -> impl Reply {
     gauge(
         "clients_connected",
         "SSE streams open now.",
-        m.clients_connected.load(Relaxed) as f64,
+        state.registry.connected() as f64,
     );
     gauge(
         "listener_up",

@@ -10,7 +10,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,7 +98,6 @@ impl ClientStream {
     pub fn start(state: Arc<State>, opening: Opening) -> ClientStream {
         let subscription = state.hub.subscribe();
         let cursor = opening.last_event_id.unwrap_or(subscription.last_id);
-        state.metrics.clients_connected.fetch_add(1, Relaxed);
         let now = Instant::now();
         let closing = closing(
             state.shutdown.clone(),
@@ -363,12 +361,6 @@ impl ClientStream {
     }
 }
 
-impl Drop for ClientStream {
-    fn drop(&mut self) {
-        self.state.metrics.clients_connected.fetch_sub(1, Relaxed);
-    }
-}
-
 /// The future that ends a stream: the first of shutdown, eviction and token expiry.
 fn closing(
     mut shutdown: Shutdown,
@@ -423,6 +415,7 @@ mod tests {
     use crate::registry::Registry;
     use crate::{config::Config, db, shutdown};
     use serde_json::Value;
+    use std::sync::atomic::Ordering::Relaxed;
 
     /// A state whose database is never reached: these streams are served from memory.
     fn state(slow_client: Duration) -> (Arc<State>, shutdown::Trigger) {

@@ -112,7 +112,11 @@ async fn the_board_page_draws_the_dots_and_a_path_inserted_over_sql_appears_with
         )
         .await;
     assert_eq!(dots, json!([[0, 0], [2, 1], [4, 3]]));
-    let saved = browser.eval(&format!("return {PATHS};"), json!([])).await;
+    // The saved paths are fetched after the board itself: wait until they are drawn.
+    let one = format!("const all = {PATHS}; return all.length >= 1 ? all : null;");
+    let saved = browser
+        .wait_for("the saved path to be drawn", &one, json!([]))
+        .await;
     assert_eq!(saved.as_array().unwrap().len(), 1, "{saved}");
     assert_eq!(saved[0]["points"], "0,0 1,1 2,1");
 

@@ -34,21 +34,39 @@ async fn terminating_the_listener_backend_during_a_burst_of_inserts_loses_nothin
     }
     let writer = spawn_writer(&app.database_url, "w", 1000, Duration::ZERO);
     let sql = app.sql().await;
+    let mut killed_pid = 0;
     for round in 1..=3 {
         while newest_event(&sql).await < round * 200 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let killed: i64 = sql
-            .one(
-                "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity \
-                 where application_name = 'pgsse listener' and datname = current_database()) k",
-                &[],
-            )
+        // The listener's current backend: a new one each round, once it has reconnected.
+        let find = async {
+            loop {
+                let rows = sql
+                    .query(
+                        "select pid from pg_stat_activity \
+                         where application_name = 'pgsse listener' and datname = current_database()",
+                        &[],
+                    )
+                    .await;
+                if let Some(pid) = rows.first().map(|r| r.get::<_, i32>(0)) {
+                    if pid != killed_pid {
+                        return pid;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        killed_pid = tokio::time::timeout(WAIT, find)
+            .await
+            .expect("the listener reconnects");
+        let killed: bool = sql
+            .one("select pg_terminate_backend($1)", &[&killed_pid])
             .await
             .get(0);
-        assert_eq!(killed, 1, "the listener's backend was found");
-        wait_ready_is(&app, 200).await;
+        assert!(killed, "the listener's backend was terminated");
     }
+    wait_ready_is(&app, 200).await;
     writer.await.unwrap();
     let through = newest_event(&sql).await;
     for (i, client) in clients.iter_mut().enumerate() {

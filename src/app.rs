@@ -117,17 +117,11 @@ impl App {
             trigger.subscribe(),
         ));
         log::info!("listening on http://{}", tcp.local_addr().expect("bound"));
-        let trigger = Arc::new(trigger);
-        let fire = trigger.clone();
-        warp::serve(http::routes(state))
-            .incoming(tcp)
-            .graceful(async move {
-                stop.await;
-                log::info!("shutting down: ending streams and the listener");
-                fire.fire();
-            })
-            .run()
-            .await;
+        http::server::serve(tcp, state, stop, || {
+            log::info!("shutting down: ending streams and the listener");
+            trigger.fire();
+        })
+        .await;
         trigger.wait_for_tasks().await;
         let _ = listener.await;
         let _ = pruner.await;

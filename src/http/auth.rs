@@ -21,20 +21,28 @@ pub fn token() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + 
         .and(warp::query::<Query>())
         .map(
             |header: Option<String>, cookie: Option<String>, query: Query| {
-                let bearer = header.map(|h| match h.split_once(' ') {
-                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                        token.to_owned()
-                    }
-                    // Not a bearer token: kept as is, so that it fails as malformed.
-                    _ => h,
-                });
-                let from_query = params::get(&query, "access_token").map(str::to_owned);
-                bearer
-                    .or(cookie)
-                    .or(from_query)
-                    .filter(|t| !t.trim().is_empty())
+                choose_token(header.as_deref(), cookie.as_deref(), &query)
             },
         )
+}
+
+/// The token among the `Authorization` header's value, the cookie's value and the query: the
+/// header wins, then the cookie, then `access_token`.
+pub fn choose_token(
+    authorization: Option<&str>,
+    cookie: Option<&str>,
+    query: &Query,
+) -> Option<String> {
+    let bearer = authorization.map(|h| match h.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token,
+        // Not a bearer token: kept as is, so that it fails as malformed.
+        _ => h,
+    });
+    bearer
+        .or(cookie)
+        .or_else(|| params::get(query, "access_token"))
+        .filter(|t| !t.trim().is_empty())
+        .map(str::to_owned)
 }
 
 /// The caller's claims: `Ok(None)` when authentication is off, a 401 when it is on and the token

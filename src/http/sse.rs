@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use warp::http::HeaderValue;
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -46,7 +45,8 @@ async fn open(
     }
 }
 
-async fn start(
+/// Checks a stream request and opens its stream.
+pub(super) async fn start(
     header: Option<String>,
     query: Query,
     token: Option<String>,
@@ -122,13 +122,20 @@ async fn not_after_newest(state: &State, id: i64) -> i64 {
     }
 }
 
+/// The headers of a stream's response, besides those of HTTP/1.1's framing.
+pub(super) const RESPONSE_HEADERS: [(&str, &str); 3] = [
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-cache"),
+    // Tells nginx (and proxies that copy it) not to buffer the stream.
+    ("x-accel-buffering", "no"),
+];
+
 fn stream_response(stream: ClientStream) -> Response {
     let mut response = warp::reply::stream(stream.into_body()).into_response();
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Tells nginx (and proxies that copy it) not to buffer the stream.
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    for (name, value) in RESPONSE_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
     response
 }
 

@@ -132,7 +132,8 @@ impl ClientStream {
         sync_wrapper::SyncStream::new(chunks)
     }
 
-    async fn next_chunk(&mut self) -> Option<Bytes> {
+    /// The next bytes to write, or `None` when the stream is over. Cancelling it loses nothing.
+    pub(super) async fn next_chunk(&mut self) -> Option<Bytes> {
         if !self.opened {
             self.opened = true;
             let opening = [PREAMBLE, &self.connection_event()].concat();
@@ -157,6 +158,12 @@ impl ClientStream {
                 Step::End => return None,
             }
         }
+    }
+
+    /// Completes when the server ends the stream (shutdown, eviction, token expiry), for a writer
+    /// that is waiting on the client. Not to be awaited again once it completed.
+    pub(super) async fn closing(&mut self) {
+        (&mut self.closing).await;
     }
 
     fn received(&mut self, received: Result<Arc<Frame>, RecvError>) -> Step {

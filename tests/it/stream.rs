@@ -3,7 +3,12 @@
 
 use std::time::Duration;
 
-use crate::support::http::{get, request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::support::http::{get, read_head, request};
+use crate::support::sse::SseClient;
 use crate::support::{insert_board, spawn_app, spawn_app_with, WAIT};
 
 #[tokio::test]
@@ -43,6 +48,77 @@ async fn the_path_works_without_the_trailing_slash() {
     assert_eq!(client.status, 200);
     insert_board(&app.sql().await, "alice", "b").await;
     assert_eq!(client.next_event().await.event, "newBoard");
+}
+
+#[tokio::test]
+async fn a_stream_opened_on_a_kept_alive_connection_is_served_the_same_way() {
+    let app = spawn_app().await;
+    let mut fresh = app.stream().await;
+    let mut kept = SseClient::connect_after(app.addr, "/healthz", "/sse/notifications/").await;
+    assert_eq!(kept.status, 200);
+    for name in [
+        "content-type",
+        "cache-control",
+        "x-accel-buffering",
+        "transfer-encoding",
+    ] {
+        assert_eq!(kept.header(name), fresh.header(name), "{name}");
+    }
+    assert_eq!(kept.header("transfer-encoding"), Some("chunked"));
+    insert_board(&app.sql().await, "alice", "kept").await;
+    let (a, b) = (kept.next_event().await, fresh.next_event().await);
+    assert_eq!(a, b);
+    assert_eq!(a.json()["board_name"], "kept");
+}
+
+#[tokio::test]
+async fn an_http_1_0_client_gets_the_stream_unchunked_until_the_connection_closes() {
+    let mut app = spawn_app().await;
+    let mut socket = TcpStream::connect(app.addr).await.unwrap();
+    socket
+        .write_all(b"GET /sse/notifications/ HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reader = BufReader::new(socket);
+    let (status, headers) = timeout(WAIT, read_head(&mut reader))
+        .await
+        .expect("a head in time")
+        .expect("a head");
+    assert_eq!(status, 200);
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(header("content-type"), Some("text/event-stream"));
+    assert_eq!(header("connection"), Some("close"));
+    assert_eq!(header("transfer-encoding"), None);
+    let mut body = Vec::new();
+    let read_until = async |reader: &mut BufReader<TcpStream>, body: &mut Vec<u8>, want: &str| {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let read = async {
+            while !text(body).contains(want) {
+                let mut buf = [0u8; 4096];
+                let n = reader.read(&mut buf).await.expect("read");
+                assert!(n > 0, "the stream closed before {want:?}: {}", text(body));
+                body.extend_from_slice(&buf[..n]);
+            }
+        };
+        timeout(WAIT, read).await.expect("in time");
+    };
+    read_until(&mut reader, &mut body, "event: connection\n").await;
+    insert_board(&app.sql().await, "alice", "old client").await;
+    read_until(&mut reader, &mut body, "\"board_name\":\"old client\"").await;
+    let text = String::from_utf8(body.clone()).unwrap();
+    assert!(text.starts_with("retry: 2000\n"), "{text}");
+    assert!(text.contains("\nevent: newBoard\n"), "{text}");
+    app.stop().await;
+    let mut rest = Vec::new();
+    timeout(WAIT, reader.read_to_end(&mut rest))
+        .await
+        .expect("the connection closes at shutdown")
+        .expect("read to the end");
 }
 
 #[tokio::test]
@@ -128,9 +204,12 @@ async fn shutdown_ends_every_open_stream_and_the_server_exits() {
     for _ in 0..3 {
         clients.push(app.stream().await);
     }
+    // One stream on a connection that served a request first, which hyper serves.
+    clients.push(SseClient::connect_after(app.addr, "/healthz", "/sse/notifications/").await);
     app.stop().await;
     for client in &mut clients {
-        assert!(client.ends_within(WAIT).await, "the stream ended cleanly");
+        assert!(client.ends_within(WAIT).await, "the stream ended");
+        assert!(client.ended_cleanly, "the body ended with its last chunk");
     }
     let refused = tokio::net::TcpStream::connect(app.addr).await;
     assert!(refused.is_err(), "the server no longer accepts connections");

@@ -128,17 +128,35 @@ pub async fn read_head(reader: &mut BufReader<TcpStream>) -> Option<(u16, Vec<(S
 
 /// Reads one chunk of a chunked body; `None` at the end of the body or of the connection.
 pub async fn read_chunk(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+    match next_chunk(reader).await {
+        Chunk::Data(chunk) => Some(chunk),
+        Chunk::Last | Chunk::Closed => None,
+    }
+}
+
+/// What reading a chunked body gave.
+pub enum Chunk {
+    Data(Vec<u8>),
+    /// The zero-size chunk that ends the body properly.
+    Last,
+    /// The connection closed (or failed) without it.
+    Closed,
+}
+
+pub async fn next_chunk(reader: &mut BufReader<TcpStream>) -> Chunk {
     let mut line = String::new();
-    if reader.read_line(&mut line).await.ok()? == 0 {
-        return None;
+    if !matches!(reader.read_line(&mut line).await, Ok(1..)) {
+        return Chunk::Closed;
     }
     let size = usize::from_str_radix(line.trim(), 16).expect("chunk size");
     if size == 0 {
-        return None;
+        return Chunk::Last;
     }
     let mut chunk = vec![0; size + 2];
-    reader.read_exact(&mut chunk).await.ok()?;
+    if reader.read_exact(&mut chunk).await.is_err() {
+        return Chunk::Closed;
+    }
     assert_eq!(&chunk[size..], b"\r\n", "chunk ends with CRLF");
     chunk.truncate(size);
-    Some(chunk)
+    Chunk::Data(chunk)
 }

@@ -9,7 +9,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::http::{read_chunk, read_head, WAIT};
+use super::http::{next_chunk, read_head, Chunk, WAIT};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SseEvent {
@@ -46,6 +46,8 @@ pub struct SseClient {
     /// The `connection` event the stream opened with.
     pub connection: Option<SseEvent>,
     pub ended: bool,
+    /// Whether the body ended with HTTP/1.1's last chunk, rather than the connection just closing.
+    pub ended_cleanly: bool,
 }
 
 impl SseClient {
@@ -66,15 +68,50 @@ impl SseClient {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Option<SseClient> {
-        let mut socket = TcpStream::connect(addr).await.ok()?;
+        let socket = TcpStream::connect(addr).await.ok()?;
+        SseClient::open_on(BufReader::new(socket), addr, path, headers).await
+    }
+
+    /// Opens a stream on a connection that has first been used for an ordinary `GET before`
+    /// (kept alive, as browsers do), after reading that whole response.
+    pub async fn connect_after(addr: SocketAddr, before: &str, path: &str) -> SseClient {
+        let open = async {
+            let mut socket = TcpStream::connect(addr).await.ok()?;
+            let request = format!("GET {before} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            socket.write_all(request.as_bytes()).await.ok()?;
+            let mut reader = BufReader::new(socket);
+            let (status, headers) = read_head(&mut reader).await?;
+            assert_eq!(status, 200, "GET {before}");
+            let length = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.parse::<usize>().expect("a length"))
+                .expect("GET {before} answers with a content-length");
+            let mut body = vec![0; length];
+            tokio::io::AsyncReadExt::read_exact(&mut reader, &mut body)
+                .await
+                .ok()?;
+            SseClient::open_on(reader, addr, path, &[]).await
+        };
+        match timeout(WAIT, open).await {
+            Ok(Some(client)) => client,
+            _ => panic!("GET {path} after GET {before}: no stream within {WAIT:?}"),
+        }
+    }
+
+    async fn open_on(
+        mut reader: BufReader<TcpStream>,
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Option<SseClient> {
         let mut head =
             format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        socket.write_all(head.as_bytes()).await.ok()?;
-        let mut reader = BufReader::new(socket);
+        reader.get_mut().write_all(head.as_bytes()).await.ok()?;
         let (status, headers) = read_head(&mut reader).await?;
         let mut client = SseClient {
             status,
@@ -87,6 +124,7 @@ impl SseClient {
             last_event_id: None,
             connection: None,
             ended: false,
+            ended_cleanly: false,
         };
         if client.status == 200 {
             let first = client.next_block(WAIT).await;
@@ -178,10 +216,11 @@ impl SseClient {
             if let Some(at) = find(&self.raw[self.parsed..], b"\n\n") {
                 break self.parsed + at;
             }
-            match timeout(wait, read_chunk(&mut self.reader)).await {
-                Ok(Some(chunk)) => self.raw.extend_from_slice(&chunk),
-                Ok(None) => {
+            match timeout(wait, next_chunk(&mut self.reader)).await {
+                Ok(Chunk::Data(chunk)) => self.raw.extend_from_slice(&chunk),
+                Ok(end) => {
                     self.ended = true;
+                    self.ended_cleanly = matches!(end, Chunk::Last);
                     return None;
                 }
                 Err(_) => return None,

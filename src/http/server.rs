@@ -1,0 +1,210 @@
+//! Accepting connections and deciding who answers them.
+//!
+//! Each connection's first request head is read here. An event stream that [`direct`] can serve
+//! is written straight to the socket; every other connection (the REST API, pages, health, and
+//! any stream request `direct` leaves alone) goes to hyper with warp's routes, the bytes already
+//! read handed back first. A connection hyper serves stays with hyper, so a stream opened on a
+//! kept-alive connection is served by the same code through warp.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::direct::{self, Head};
+use super::State;
+
+/// What a connection's first read gets room for; a longer head grows the buffer.
+const HEAD_BUFFER: usize = 1024;
+/// A head longer than this goes to hyper, which refuses it.
+const MAX_HEAD: usize = 16 * 1024;
+/// How long a new connection may take to send its first request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after an accept error such as running out of file descriptors, which would otherwise
+/// repeat at once.
+const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+
+/// Serves connections from `tcp` until `stop` completes; then stops accepting, calls
+/// `stopping`, and returns once hyper's connections have finished (streams end through the
+/// shutdown that `stopping` fires).
+pub async fn serve(
+    tcp: TcpListener,
+    state: Arc<State>,
+    stop: impl Future<Output = ()>,
+    stopping: impl FnOnce(),
+) {
+    let routes = super::routes(state.clone());
+    let hyper: ServeWithHyper = Arc::new(move |io, watcher| {
+        let service = TowerToHyperService::new(warp::service(routes.clone()));
+        Box::pin(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+            if let Err(err) = watcher.watch(connection).await {
+                log::debug!("HTTP connection ended with an error: {err}");
+            }
+        })
+    });
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let socket = tokio::select! {
+            accepted = tcp.accept() => match accepted {
+                Ok((socket, _)) => socket,
+                Err(err) => {
+                    accept_failed(err).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        // Events are small writes that must leave at once, not wait for the previous one's ACK.
+        let _ = socket.set_nodelay(true);
+        tokio::spawn(connection(
+            socket,
+            state.clone(),
+            hyper.clone(),
+            graceful.watcher(),
+        ));
+    }
+    drop(tcp);
+    stopping();
+    graceful.shutdown().await;
+}
+
+async fn accept_failed(err: io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        // The client gave up before its connection was accepted.
+        return;
+    }
+    log::error!(
+        "cannot accept a connection: {err}; pausing {} s (at the open-file limit, new \
+         connections wait until streams close)",
+        ACCEPT_PAUSE.as_secs()
+    );
+    tokio::time::sleep(ACCEPT_PAUSE).await;
+}
+
+/// Serves a connection with hyper and warp's routes (the routes' type cannot be named).
+type ServeWithHyper =
+    Arc<dyn Fn(Replay, Watcher) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+async fn connection(socket: TcpStream, state: Arc<State>, hyper: ServeWithHyper, watcher: Watcher) {
+    let mut shutdown = state.shutdown.clone();
+    let read = tokio::select! {
+        read = tokio::time::timeout(HEAD_TIMEOUT, read_head(&socket)) => read,
+        () = shutdown.fired() => return,
+    };
+    drop(shutdown);
+    // Closed, failed or silent before a whole head arrived: nothing to answer.
+    let Ok(Some((received, head))) = read else {
+        return;
+    };
+    if let Head::Stream(request) = head {
+        // Boxed, as hyper's side is: neither enlarges the task of every idle stream.
+        if let Some(stream) = Box::pin(direct::start(&request, state)).await {
+            drop((received, watcher));
+            return direct::serve(socket, request, stream).await;
+        }
+    }
+    let io = Replay {
+        received,
+        at: 0,
+        socket,
+    };
+    hyper(io, watcher).await;
+}
+
+/// Reads until the first request head is complete (or clearly not one `direct` serves).
+async fn read_head(socket: &TcpStream) -> Option<(Vec<u8>, Head)> {
+    let mut received = Vec::with_capacity(HEAD_BUFFER);
+    loop {
+        socket.readable().await.ok()?;
+        if received.len() == received.capacity() {
+            if received.len() >= MAX_HEAD {
+                return Some((received, Head::Other));
+            }
+            received.reserve(received.len());
+        }
+        match socket.try_read_buf(&mut received) {
+            Ok(0) => return None,
+            Ok(_) => match direct::parse(&received) {
+                Head::Partial => {}
+                head => return Some((received, head)),
+            },
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// A socket whose first bytes, already received, are read again before anything new.
+struct Replay {
+    received: Vec<u8>,
+    at: usize,
+    socket: TcpStream,
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.at < this.received.len() {
+            let rest = &this.received[this.at..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.at += n;
+            if this.at == this.received.len() {
+                this.received = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.socket).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().socket).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().socket).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.socket.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_shutdown(cx)
+    }
+}

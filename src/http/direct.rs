@@ -11,8 +11,10 @@
 //! a stream that [`sse::start`] accepts. Anything else, errors included, goes to hyper and warp's routes, which
 //! answer it exactly as they would have (the same JSON errors), so the two paths cannot disagree.
 
+use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -155,7 +157,7 @@ pub(super) async fn serve(mut socket: TcpStream, request: StreamRequest, mut str
         let chunk = tokio::select! {
             biased;
             chunk = stream.next_chunk() => chunk,
-            () = client_gone(&socket) => return,
+            () = poll_fn(|cx| poll_client_gone(&socket, cx)) => return,
         };
         let Some(chunk) = chunk else {
             // The server ends the stream (shutdown, eviction, expiry): end the body properly.
@@ -199,25 +201,30 @@ fn response_head(chunked: bool) -> Vec<u8> {
 /// Writes one chunk of the body: with HTTP/1.1's chunk framing, in one `writev` when the socket
 /// takes it all.
 async fn write_chunk(socket: &mut TcpStream, data: &Bytes, chunked: bool) -> io::Result<()> {
-    if !chunked {
-        return socket.write_all(data).await;
-    }
     let mut size = [0u8; 18];
     let size_len = chunk_size_line(data.len(), &mut size);
-    let mut parts = [
+    let mut framed = [
         IoSlice::new(&size[..size_len]),
         IoSlice::new(data),
         IoSlice::new(b"\r\n"),
     ];
-    let mut parts = &mut parts[..];
-    while !parts.is_empty() {
-        let written = socket.write_vectored(parts).await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+    let mut parts = if chunked {
+        &mut framed[..]
+    } else {
+        &mut framed[1..2]
+    };
+    // Usually the socket takes it all at once, without waiting for it to be writable.
+    loop {
+        match socket.try_write_vectored(parts) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut parts, written),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => socket.writable().await?,
+            Err(err) => return Err(err),
         }
-        IoSlice::advance_slices(&mut parts, written);
+        if parts.is_empty() {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 /// Writes `len` in hex and CRLF into `out`; returns how many bytes that took.
@@ -232,19 +239,22 @@ fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> usize {
     digits + 2
 }
 
-/// Completes when the client closes its side of the connection (or it fails). Anything the
-/// client sends on a stream's connection is read and dropped.
-async fn client_gone(socket: &TcpStream) {
+/// Ready when the client has closed its side of the connection (or it failed). Anything the
+/// client sends on a stream's connection is read and dropped. (A `poll_read_ready` rather than
+/// `readable().await`: it costs no waiter to link and unlink each time an event wakes the task.)
+fn poll_client_gone(socket: &TcpStream, cx: &mut Context<'_>) -> Poll<()> {
     let mut sink = [0u8; 64];
     loop {
-        if socket.readable().await.is_err() {
-            return;
+        match socket.poll_read_ready(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(_)) => return Poll::Ready(()),
+            Poll::Ready(Ok(())) => {}
         }
         match socket.try_read(&mut sink) {
-            Ok(0) => return,
+            Ok(0) => return Poll::Ready(()),
             Ok(_) => {}
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
+            Err(_) => return Poll::Ready(()),
         }
     }
 }

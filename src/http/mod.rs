@@ -8,6 +8,7 @@ mod chunk;
 mod direct;
 pub mod error;
 mod filter;
+mod gate;
 mod health;
 mod params;
 mod paths;

@@ -21,6 +21,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::chunk::Chunk;
 use super::filter::EventFilter;
+use super::gate::Gated;
 use super::State;
 use crate::db;
 use crate::event::Frame;
@@ -62,7 +63,7 @@ pub struct ClientStream {
     registration: Registration,
     /// Completes when the stream must end: shutdown, too many streams of its user, or its
     /// access token expiring. Made once per stream, not once per event.
-    closing: Pin<Box<dyn Future<Output = Close> + Send>>,
+    closing: Gated<Pin<Box<dyn Future<Output = Close> + Send>>>,
     /// The id of the last event this client has been sent or has passed over.
     cursor: i64,
     /// The last id the client itself has been told (in an event or an id-only frame).
@@ -75,7 +76,7 @@ pub struct ClientStream {
     hopeless: bool,
     opened: bool,
     /// Fires when the stream may have been quiet for a keep-alive interval.
-    idle: Pin<Box<Sleep>>,
+    idle: Gated<Pin<Box<Sleep>>>,
     last_write: Instant,
 }
 
@@ -99,11 +100,11 @@ impl ClientStream {
         let subscription = state.hub.subscribe();
         let cursor = opening.last_event_id.unwrap_or(subscription.last_id);
         let now = Instant::now();
-        let closing = closing(
+        let closing = Gated::new(closing(
             state.shutdown.clone(),
             opening.registration.entry.clone(),
             opening.expires_in.map(|left| now + left),
-        );
+        ));
         ClientStream {
             receiver: subscription.receiver,
             filter: opening.filter,
@@ -115,7 +116,7 @@ impl ClientStream {
             behind_since: None,
             hopeless: false,
             opened: false,
-            idle: Box::pin(tokio::time::sleep_until(now + state.keepalive)),
+            idle: Gated::new(Box::pin(tokio::time::sleep_until(now + state.keepalive))),
             last_write: now,
             state,
         }
@@ -146,7 +147,9 @@ impl ClientStream {
             let step = if self.catching_up {
                 self.catch_up().await
             } else {
+                // In this order: a flood of events must not hold off the end of a stream.
                 tokio::select! {
+                    biased;
                     close = &mut self.closing => self.closed(close),
                     received = self.receiver.recv() => self.received(received),
                     () = &mut self.idle => self.idle_elapsed(),
@@ -325,10 +328,13 @@ impl ClientStream {
         let due = self.last_write + self.state.keepalive;
         if now < due {
             // Something was written meanwhile; the timer is moved only now, not on every write.
-            self.idle.as_mut().reset(due);
+            self.idle.get_mut().as_mut().reset(due);
             return Step::Continue;
         }
-        self.idle.as_mut().reset(now + self.state.keepalive);
+        self.idle
+            .get_mut()
+            .as_mut()
+            .reset(now + self.state.keepalive);
         if self.told < self.cursor {
             // A filtered client's keep-alive also carries its position.
             self.told = self.cursor;

@@ -35,7 +35,13 @@ pub struct App {
     trigger: Trigger,
     retention: Arc<Retention>,
     database: tokio_postgres::Config,
+    max_connections: usize,
 }
+
+/// File descriptors kept free for the database connections and the process itself when the
+/// connection cap comes from the open-file limit: a gateway whose streams took every descriptor
+/// could no longer reconnect its listener.
+const RESERVED_FILES: usize = 64;
 
 impl App {
     /// Runs migrations, reads where the event log stands, and binds the HTTP port (port 0 picks a
@@ -80,12 +86,14 @@ impl App {
             interval: config.prune_interval,
         };
         log::info!("event log at {target} stands at event {start_id}");
+        let max_connections = connection_cap(&config);
         Ok(App {
             tcp,
             state,
             trigger,
             retention: Arc::new(retention),
             database: db::for_listener(config.database),
+            max_connections,
         })
     }
 
@@ -104,6 +112,7 @@ impl App {
             trigger,
             retention,
             database,
+            max_connections,
         } = self;
         let pruner = tokio::spawn(retention::run(
             state.pool.clone(),
@@ -117,7 +126,7 @@ impl App {
             trigger.subscribe(),
         ));
         log::info!("listening on http://{}", tcp.local_addr().expect("bound"));
-        http::server::serve(tcp, state, stop, || {
+        http::server::serve(tcp, state, max_connections, stop, || {
             log::info!("shutting down: ending streams and the listener");
             trigger.fire();
         })
@@ -127,6 +136,34 @@ impl App {
         let _ = pruner.await;
         log::info!("stopped");
     }
+}
+
+/// MAX_CONNECTIONS, or what the open-file limit leaves after the pool and a reserve.
+fn connection_cap(config: &Config) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed to it.
+    let files = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    };
+    let cap = match config.max_connections {
+        Some(cap) => cap,
+        None => files
+            .saturating_sub(config.pool_size + RESERVED_FILES)
+            .max(1),
+    };
+    log::info!("serving up to {cap} connections at once (open-file limit {files})");
+    if cap > files {
+        log::warn!(
+            "MAX_CONNECTIONS={cap} exceeds the open-file limit of {files}: at that limit the \
+             database connections cannot be reopened"
+        );
+    }
+    cap
 }
 
 /// `host:port/dbname` of a connection config, for messages (never the password).

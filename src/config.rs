@@ -13,9 +13,8 @@ pub struct Setting {
     pub help: &'static str,
 }
 
-/// The log filter when RUST_LOG is unset: our own messages at info, and not warp's report of
-/// every client that closes its stream (it logs each one as a connection error).
-pub const DEFAULT_LOG: &str = "info,warp::server=off";
+/// The log filter when RUST_LOG is unset.
+pub const DEFAULT_LOG: &str = "info";
 
 /// Every setting, in the order `--help` lists them.
 pub const SETTINGS: &[Setting] = &[
@@ -38,6 +37,12 @@ pub const SETTINGS: &[Setting] = &[
         name: "DB_POOL_SIZE",
         default: Some("16"),
         help: "connections in the pool used by the REST API and replays",
+    },
+    Setting {
+        name: "MAX_CONNECTIONS",
+        default: Some(""),
+        help: "HTTP connections (streams included) held at once; more wait to be accepted \
+               (unset: the open-file limit minus DB_POOL_SIZE minus 64)",
     },
     Setting {
         name: "BROADCAST_CAPACITY",
@@ -99,6 +104,8 @@ pub struct Config {
     /// Silence on an SSE stream after which a keep-alive comment is written.
     pub keepalive: Duration,
     pub pool_size: usize,
+    /// Connections served at once; `None` derives it from the open-file limit.
+    pub max_connections: Option<usize>,
     /// Capacity of the live fan-out channel; a client further behind than this catches up from
     /// the ring or the event table.
     pub broadcast_capacity: usize,
@@ -149,6 +156,13 @@ impl Config {
             bind_addr: env.parse("BIND_ADDR", SocketAddr::from_str)?,
             keepalive: Duration::from_secs(env.parse("KEEPALIVE_SECS", positive)?),
             pool_size: env.parse("DB_POOL_SIZE", positive)?,
+            max_connections: env.parse("MAX_CONNECTIONS", |v| {
+                if v.is_empty() {
+                    Ok(None)
+                } else {
+                    positive(v).map(Some)
+                }
+            })?,
             broadcast_capacity: env.parse("BROADCAST_CAPACITY", positive)?,
             ring_capacity: env.parse("RING_CAPACITY", positive)?,
             retention_age: Duration::from_secs(env.parse("RETENTION_SECS", positive)?),

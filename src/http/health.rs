@@ -55,6 +55,16 @@ async fn metrics(state: Arc<State>) -> impl Reply {
         state.registry.connected() as f64,
     );
     gauge(
+        "connections_open",
+        "HTTP connections open now, streams included.",
+        state.metrics.connections_open.load(Relaxed) as f64,
+    );
+    gauge(
+        "connections_max",
+        "Connections served at once (MAX_CONNECTIONS); more wait to be accepted.",
+        state.metrics.connections_max.load(Relaxed) as f64,
+    );
+    gauge(
         "listener_up",
         "1 while the listener connection is LISTENing.",
         f64::from(u8::from(m.is_listening())),

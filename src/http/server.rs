@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use super::direct::{self, Head};
 use super::State;
@@ -33,15 +35,21 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// repeat at once.
 const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
-/// Serves connections from `tcp` until `stop` completes; then stops accepting, calls
-/// `stopping`, and returns once hyper's connections have finished (streams end through the
-/// shutdown that `stopping` fires).
+/// Serves connections from `tcp`, at most `max_connections` at once, until `stop` completes;
+/// then stops accepting, calls `stopping`, and returns once hyper's connections have finished
+/// (streams end through the shutdown that `stopping` fires).
 pub async fn serve(
     tcp: TcpListener,
     state: Arc<State>,
+    max_connections: usize,
     stop: impl Future<Output = ()>,
     stopping: impl FnOnce(),
 ) {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let metrics = state.metrics.clone();
+    metrics
+        .connections_max
+        .store(max_connections as u64, Relaxed);
     let routes = super::routes(state.clone());
     let hyper: ServeWithHyper = Arc::new(move |io, watcher| {
         let service = TowerToHyperService::new(warp::service(routes.clone()));
@@ -56,6 +64,22 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
     loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                log::warn!(
+                    "{max_connections} connections open (MAX_CONNECTIONS): new ones wait until \
+                     some close"
+                );
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => {
+                        log::info!("accepting connections again");
+                        slot.expect("the semaphore is never closed")
+                    }
+                    () = &mut stop => break,
+                }
+            }
+        };
         let socket = tokio::select! {
             accepted = tcp.accept() => match accepted {
                 Ok((socket, _)) => socket,
@@ -68,12 +92,14 @@ pub async fn serve(
         };
         // Events are small writes that must leave at once, not wait for the previous one's ACK.
         let _ = socket.set_nodelay(true);
-        tokio::spawn(connection(
-            socket,
-            state.clone(),
-            hyper.clone(),
-            graceful.watcher(),
-        ));
+        let (state, hyper, watcher) = (state.clone(), hyper.clone(), graceful.watcher());
+        metrics.connections_open.fetch_add(1, Relaxed);
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            connection(socket, state, hyper, watcher).await;
+            metrics.connections_open.fetch_sub(1, Relaxed);
+            drop(slot);
+        });
     }
     drop(tcp);
     stopping();

@@ -122,6 +122,32 @@ async fn an_http_1_0_client_gets_the_stream_unchunked_until_the_connection_close
 }
 
 #[tokio::test]
+async fn beyond_max_connections_a_new_connection_waits_until_one_closes() {
+    let app = spawn_app_with(&[("MAX_CONNECTIONS", "2")]).await;
+    let mut first = app.stream().await;
+    let second = app.stream().await;
+    let addr = app.addr;
+    let third =
+        tokio::spawn(async move { SseClient::connect(addr, "/sse/notifications/", &[]).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection is not served while two are open"
+    );
+    // The open streams, and the listener's own database connection, are unaffected.
+    insert_board(&app.sql().await, "alice", "capped").await;
+    assert_eq!(first.next_event().await.json()["board_name"], "capped");
+    drop(second);
+    let mut third = timeout(WAIT, third)
+        .await
+        .expect("served once a connection closed")
+        .expect("the client task does not panic");
+    assert_eq!(third.status, 200);
+    insert_board(&app.sql().await, "alice", "served").await;
+    assert_eq!(third.next_event().await.json()["board_name"], "served");
+}
+
+#[tokio::test]
 async fn an_idle_stream_gets_keep_alive_comments() {
     let app = spawn_app_with(&[("KEEPALIVE_SECS", "1")]).await;
     let mut client = app.stream().await;
@@ -243,6 +269,9 @@ async fn metrics_are_prometheus_text_covering_clients_events_replays_and_the_lis
     assert_eq!(value("events_received_total"), 1.0);
     assert_eq!(value("frames_delivered_total"), 1.0);
     assert_eq!(value("listener_up"), 1.0);
+    // The stream's connection and this request's, at least.
+    assert!(value("connections_open") >= 2.0);
+    assert!(value("connections_max") >= 2.0);
     assert_eq!(value("event_table_rows"), 1.0);
     for name in [
         "notifications_received_total",

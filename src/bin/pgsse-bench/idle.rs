@@ -44,6 +44,7 @@ pub async fn run(
         .wait_for_clients(0.0, Duration::from_secs(30))
         .await?;
     let rss_before = gateway.rss_kib();
+    let cap = gateway.metric("connections_max").await?;
     let started = Instant::now();
     let mut helpers: Vec<Child> = Vec::new();
     let (mut held, mut stop) = (0, None);
@@ -62,7 +63,7 @@ pub async fn run(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_held = gateway.rss_kib();
     let files = gateway.files();
-    let stopped_because = explain(stop, files, held, args.idle_max);
+    let stopped_because = explain(stop, files, cap, held, args.idle_max);
     eprintln!("idle: holding {held}; {stopped_because}");
     for helper in &mut helpers {
         drop(helper.stdin.take());
@@ -129,10 +130,27 @@ fn follow(stdout: ChildStdout, before: usize) -> (usize, Option<String>) {
     )
 }
 
-fn explain(stop: Option<String>, files: Option<(usize, u64)>, held: usize, max: usize) -> String {
+fn explain(
+    stop: Option<String>,
+    files: Option<(usize, u64)>,
+    cap: f64,
+    held: usize,
+    max: usize,
+) -> String {
     let Some(reason) = stop else {
         return format!("reached the target of {max}");
     };
+    // The bench's own /metrics connection is one of the gateway's connections too.
+    if cap > 0.0 && held as f64 + 1.0 >= cap {
+        let files = files.map_or(String::new(), |(open, limit)| {
+            format!(", {open} of its {limit} file descriptors open")
+        });
+        return format!(
+            "the gateway reached its connection cap of {cap} (MAX_CONNECTIONS, by default its \
+             open-file limit less a reserve for database connections{files}); connections \
+             beyond {held} waited in its accept backlog ({reason})"
+        );
+    }
     match files {
         Some((open, limit)) if open as u64 + 16 >= limit => format!(
             "the gateway ran out of file descriptors ({open} open, limit {limit}); \

@@ -72,6 +72,42 @@ async fn a_stream_opened_on_a_kept_alive_connection_is_served_the_same_way() {
 }
 
 #[tokio::test]
+async fn a_request_head_in_pieces_or_of_any_size_opens_the_stream() {
+    let app = spawn_app().await;
+    // Sent in two writes, with a pause between them.
+    let mut socket = TcpStream::connect(app.addr).await.unwrap();
+    socket
+        .write_all(b"GET /sse/notifications/ HT")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    socket
+        .write_all(b"TP/1.1\r\nHost: x\r\nLast-Event-ID: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reader = BufReader::new(socket);
+    let (status, _) = timeout(WAIT, read_head(&mut reader))
+        .await
+        .expect("a head in time")
+        .expect("a head");
+    assert_eq!(status, 200);
+    // Heads of 3 KiB and of 40 KiB (more than the gateway reads before handing over to hyper).
+    for size in [3 * 1024, 40 * 1024] {
+        let cookie = format!("big={}", "x".repeat(size));
+        let mut client = app
+            .sse("/sse/notifications/", &[("Cookie", cookie.as_str())])
+            .await;
+        assert_eq!(client.status, 200, "a {size}-byte cookie");
+        let name = format!("after a {size}-byte head");
+        insert_board(&app.sql().await, "alice", &name).await;
+        assert_eq!(
+            client.next_event().await.json()["board_name"],
+            name.as_str()
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_http_1_0_client_gets_the_stream_unchunked_until_the_connection_closes() {
     let mut app = spawn_app().await;
     let mut socket = TcpStream::connect(app.addr).await.unwrap();

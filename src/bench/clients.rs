@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
@@ -42,7 +42,6 @@ pub struct Spec {
 struct Shared {
     spec: Spec,
     opening: Semaphore,
-    stop: watch::Sender<bool>,
     /// New rows received, over all clients.
     delivered: AtomicU64,
 }
@@ -50,6 +49,8 @@ struct Shared {
 pub struct Clients {
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<Option<Tally>>>,
+    /// One per client: tells it to stop.
+    stops: Vec<oneshot::Sender<()>>,
     held: usize,
     failures: BTreeMap<String, usize>,
 }
@@ -60,10 +61,10 @@ impl Clients {
             shared: Arc::new(Shared {
                 spec,
                 opening: Semaphore::new(OPENING_AT_ONCE),
-                stop: watch::channel(false).0,
                 delivered: AtomicU64::new(0),
             }),
             tasks: Vec::new(),
+            stops: Vec::new(),
             held: 0,
             failures: BTreeMap::new(),
         }
@@ -79,7 +80,9 @@ impl Clients {
             let source = (spec.sources > 0)
                 .then(|| source_address(spec.source_offset + index % spec.sources));
             let (opened, outcome) = oneshot::channel();
-            let task = tokio::spawn(client(self.shared.clone(), source, opened));
+            let (stop, stopped) = oneshot::channel();
+            self.stops.push(stop);
+            let task = tokio::spawn(client(self.shared.clone(), source, opened, stopped));
             self.tasks.push(task);
             outcomes.push(outcome);
         }
@@ -117,7 +120,9 @@ impl Clients {
 
     /// Stops every client and closes its connection; the tallies of those that were streaming.
     pub async fn finish(self) -> Vec<Tally> {
-        let _ = self.shared.stop.send(true);
+        for stop in self.stops {
+            let _ = stop.send(());
+        }
         let mut tallies = Vec::with_capacity(self.held);
         for task in self.tasks {
             if let Some(tally) = task.await.expect("a client task does not panic") {
@@ -133,8 +138,8 @@ async fn client(
     shared: Arc<Shared>,
     source: Option<IpAddr>,
     opened: oneshot::Sender<Result<(), String>>,
+    stop: oneshot::Receiver<()>,
 ) -> Option<Tally> {
-    let mut stop = shared.stop.subscribe();
     let mut reader = Reader::new(Tally::new(shared.spec.tag, shared.spec.rows));
     let permit = shared.opening.acquire().await.ok()?;
     let stream = match timeout(OPEN_WAIT, open(&shared, source, &mut reader)).await {
@@ -151,10 +156,12 @@ async fn client(
     };
     drop(permit);
     let _ = opened.send(Ok(()));
+    // A stop signal of its own: polling it costs no lock shared with the other clients.
+    let mut stop = stop;
     loop {
         tokio::select! {
             biased;
-            _ = stop.changed() => break,
+            _ = &mut stop => break,
             read = read_with(&stream, |bytes| reader.take(bytes, &shared.delivered)) => {
                 if !matches!(read, Ok(Ok(true))) {
                     reader.tally.ended = true;

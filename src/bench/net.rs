@@ -51,7 +51,8 @@ pub async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
 /// tokio uses it) reports every later arrival of data as a new event.
 pub async fn read_with<T>(stream: &TcpStream, mut take: impl FnMut(&[u8]) -> T) -> io::Result<T> {
     loop {
-        stream.readable().await?;
+        // poll_read_ready, not readable(): no waiter is linked and unlinked on every read.
+        std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await?;
         let mut taken = None;
         let read = stream.try_io(Interest::READABLE, || {
             READ_BUFFER.with_borrow_mut(|buf| {

@@ -21,7 +21,7 @@ PG_BIN = $(shell d=$$(dirname "$$(command -v initdb 2>/dev/null)" 2>/dev/null); 
 # initdb and postgres refuse to run as root; as root they run as the `postgres` user.
 AS_PG = $(if $(filter 0,$(shell id -u)),runuser -u postgres --,)
 
-.PHONY: help run build test bench lint psql db db-stop postgres-installed browser-installed clean-db
+.PHONY: help run build test bench bench-run bench-compare lint psql db db-stop postgres-installed browser-installed clean-db
 
 help:
 	@echo "make run       start the gateway (and a private PostgreSQL if DATABASE_URL is unset)"
@@ -30,6 +30,7 @@ help:
 	@echo "make db-stop   stop the private PostgreSQL"
 	@echo "make lint      cargo fmt --check and clippy"
 	@echo "make bench     load-test a release gateway and print the figures"
+	@echo "make bench-compare BASE=<commit>   the same, alternating that commit's gateway and this one"
 
 ifdef DATABASE_URL
 run:
@@ -68,6 +69,14 @@ BENCH_URL = postgres://postgres@127.0.0.1:$(PGPORT)/$(BENCH_DB)
 
 bench: db
 	cargo build --release --bins
+	@$(MAKE) --no-print-directory bench-run
+
+# One run of pgsse-bench against the gateway binary BENCH_GATEWAY; results in
+# target/bench/$(BENCH_LABEL).json.
+BENCH_GATEWAY ?= target/release/pgsse
+BENCH_LABEL ?= results
+
+bench-run:
 	@mkdir -p target/bench
 	@admin="postgres://postgres@127.0.0.1:$(PGPORT)/postgres"; \
 	psql "$$admin" -qc "drop database if exists $(BENCH_DB) with (force)"; \
@@ -75,10 +84,33 @@ bench: db
 	ulimit -n "$$(ulimit -Hn)"; \
 	DATABASE_URL="$(BENCH_URL)" BIND_ADDR="127.0.0.1:$(BENCH_PORT)" \
 		BROADCAST_CAPACITY="$(BENCH_BROADCAST)" RUST_LOG="$${RUST_LOG:-warn}" \
-		target/release/pgsse >target/bench/gateway.log 2>&1 & gateway=$$!; \
+		$(BENCH_GATEWAY) >target/bench/gateway.log 2>&1 & gateway=$$!; \
 	trap 'kill $$gateway 2>/dev/null; wait $$gateway 2>/dev/null || true' EXIT; \
 	target/release/pgsse-bench --gateway "127.0.0.1:$(BENCH_PORT)" --database-url "$(BENCH_URL)" \
-		--gateway-pid "$$gateway" --json target/bench/results.json $(BENCH_ARGS)
+		--gateway-pid "$$gateway" --json "target/bench/$(BENCH_LABEL).json" $(BENCH_ARGS)
+
+# Compares the gateway at commit BASE with the working tree's. Whole runs on a shared machine
+# differ more than most changes do, so the two take turns: base, current, base, current, each
+# against a fresh database and with the working tree's load generator. BASE is built from
+# `git archive` under target/bench/base (the first build takes minutes). BENCH_ARGS as for bench;
+# by default the three load cases that show latency.
+BASE ?= HEAD
+COMPARE_ARGS ?= --cases 1x500,1000x100,10000x10
+
+bench-compare: db
+	cargo build --release --bins
+	rm -rf target/bench/base-src && mkdir -p target/bench/base-src
+	git archive "$(BASE)" | tar -x -C target/bench/base-src
+	cd target/bench/base-src && \
+		CARGO_TARGET_DIR="$(CURDIR)/target/bench/base-target" cargo build --release --bin pgsse
+	@for run in 1 2; do \
+		echo "== base ($(BASE)), run $$run"; \
+		$(MAKE) --no-print-directory bench-run BENCH_GATEWAY=target/bench/base-target/release/pgsse \
+			BENCH_LABEL=base-$$run BENCH_ARGS="$(or $(BENCH_ARGS),$(COMPARE_ARGS))"; \
+		echo "== working tree, run $$run"; \
+		$(MAKE) --no-print-directory bench-run BENCH_LABEL=current-$$run \
+			BENCH_ARGS="$(or $(BENCH_ARGS),$(COMPARE_ARGS))"; \
+	done
 
 # Starts (creating on first use) the private cluster and its database.
 db: postgres-installed

@@ -138,18 +138,38 @@ impl App {
     }
 }
 
-/// MAX_CONNECTIONS, or what the open-file limit leaves after the pool and a reserve.
-fn connection_cap(config: &Config) -> usize {
+/// Raises the open-file limit to the hard limit: each stream is a socket, and the default soft
+/// limit (often 1024) would cap the gateway far below what the machine allows.
+pub fn raise_open_file_limit() {
+    let raised = open_file_limit().is_some_and(|mut limit| {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit only reads the struct passed to it.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 }
+    });
+    match open_file_limit() {
+        Some(limit) if raised => log::info!("open-file limit raised to {}", limit.rlim_cur),
+        _ => log::warn!(
+            "cannot raise the open-file limit: {}",
+            std::io::Error::last_os_error()
+        ),
+    }
+}
+
+/// The process's open-file limits.
+fn open_file_limit() -> Option<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit only writes the struct passed to it.
-    let files = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit)
+}
+
+/// MAX_CONNECTIONS, or what the open-file limit leaves after the pool and a reserve.
+fn connection_cap(config: &Config) -> usize {
+    let files = open_file_limit().map_or(usize::MAX, |limit| {
         usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
-    } else {
-        usize::MAX
-    };
+    });
     let cap = match config.max_connections {
         Some(cap) => cap,
         None => files

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         }
     }
     init_logging();
-    raise_open_file_limit();
+    pgsse::app::raise_open_file_limit();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {
@@ -59,33 +59,6 @@ fn init_logging() {
     pretty_env_logger::formatted_timed_builder()
         .parse_filters(&filter)
         .init();
-}
-
-/// Raises the open-file limit to the hard limit: each stream is a socket, and the default soft
-/// limit (often 1024) would cap the gateway far below what the machine allows.
-fn raise_open_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
-    let raised = unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
-        }
-    };
-    if raised {
-        log::info!(
-            "open-file limit: {} (about that many streams at most)",
-            limit.rlim_cur
-        );
-    } else {
-        log::warn!(
-            "cannot raise the open-file limit: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

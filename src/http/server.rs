@@ -84,7 +84,12 @@ pub async fn serve(
             accepted = tcp.accept() => match accepted {
                 Ok((socket, _)) => socket,
                 Err(err) => {
-                    accept_failed(err).await;
+                    if accept_failed(err) {
+                        tokio::select! {
+                            () = tokio::time::sleep(ACCEPT_PAUSE) => {}
+                            () = &mut stop => break,
+                        }
+                    }
                     continue;
                 }
             },
@@ -106,21 +111,22 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
-async fn accept_failed(err: io::Error) {
+/// Logs an accept error; returns whether accepting should pause.
+fn accept_failed(err: io::Error) -> bool {
     use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         err.kind(),
         ConnectionAborted | ConnectionRefused | ConnectionReset
     ) {
         // The client gave up before its connection was accepted.
-        return;
+        return false;
     }
     log::error!(
         "cannot accept a connection: {err}; pausing {} s (at the open-file limit, new \
          connections wait until streams close)",
         ACCEPT_PAUSE.as_secs()
     );
-    tokio::time::sleep(ACCEPT_PAUSE).await;
+    true
 }
 
 /// Serves a connection with hyper and warp's routes (the routes' type cannot be named).

@@ -121,22 +121,19 @@ fn cookie_value<'h>(header: &'h str, name: &str) -> Option<&'h str> {
     })
 }
 
-/// Starts the stream the request asks for; `None` if it is refused, which hyper then answers.
-pub(super) async fn start(request: &StreamRequest, state: Arc<State>) -> Option<ClientStream> {
-    sse::start(
-        request.last_event_id.clone(),
-        request.query.clone(),
-        request.token.clone(),
-        state,
-    )
-    .await
-    .ok()
+/// Starts the stream the request asks for, and says whether its body is chunked (HTTP/1.1);
+/// `None` if it is refused, which hyper then answers from the bytes received.
+pub(super) async fn start(
+    request: StreamRequest,
+    state: Arc<State>,
+) -> Option<(ClientStream, bool)> {
+    let chunked = !request.http10;
+    let stream = sse::start(request.last_event_id, request.query, request.token, state).await;
+    Some((stream.ok()?, chunked))
 }
 
 /// Writes the stream to the client until either side ends it.
-pub(super) async fn serve(mut socket: TcpStream, request: StreamRequest, mut stream: ClientStream) {
-    let chunked = !request.http10;
-    drop(request);
+pub(super) async fn serve(mut socket: TcpStream, chunked: bool, mut stream: ClientStream) {
     let Some(first) = stream.next_chunk().await else {
         return;
     };

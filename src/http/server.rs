@@ -146,9 +146,9 @@ async fn connection(socket: TcpStream, state: Arc<State>, hyper: ServeWithHyper,
     };
     if let Head::Stream(request) = head {
         // Boxed, as hyper's side is: neither enlarges the task of every idle stream.
-        if let Some(stream) = Box::pin(direct::start(&request, state)).await {
+        if let Some((stream, chunked)) = Box::pin(direct::start(request, state)).await {
             drop((received, watcher));
-            return direct::serve(socket, request, stream).await;
+            return direct::serve(socket, chunked, stream).await;
         }
     }
     let io = Replay {

@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::support::http::{get, read_head, request};
+use crate::support::http::{expect_head, get, request};
 use crate::support::sse::SseClient;
 use crate::support::{insert_board, spawn_app, spawn_app_with, WAIT};
 
@@ -86,10 +86,7 @@ async fn a_request_head_in_pieces_or_of_any_size_opens_the_stream() {
         .await
         .unwrap();
     let mut reader = BufReader::new(socket);
-    let (status, _) = timeout(WAIT, read_head(&mut reader))
-        .await
-        .expect("a head in time")
-        .expect("a head");
+    let (status, _) = expect_head(&mut reader).await;
     assert_eq!(status, 200);
     // Heads of 3 KiB and of 40 KiB (more than the gateway reads before handing over to hyper).
     for size in [3 * 1024, 40 * 1024] {
@@ -116,10 +113,7 @@ async fn an_http_1_0_client_gets_the_stream_unchunked_until_the_connection_close
         .await
         .unwrap();
     let mut reader = BufReader::new(socket);
-    let (status, headers) = timeout(WAIT, read_head(&mut reader))
-        .await
-        .expect("a head in time")
-        .expect("a head");
+    let (status, headers) = expect_head(&mut reader).await;
     assert_eq!(status, 200);
     let header = |name: &str| {
         headers

@@ -100,6 +100,14 @@ pub async fn post_json(addr: SocketAddr, path: &str, body: &Value) -> Response {
     request(addr, "POST", path, &headers, Some(&body)).await
 }
 
+/// Reads the status line and headers, which must arrive within [`WAIT`].
+pub async fn expect_head(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>) {
+    timeout(WAIT, read_head(reader))
+        .await
+        .expect("a response head in time")
+        .expect("a response head before the connection closes")
+}
+
 /// Reads the status line and headers; `None` if the connection closes first.
 pub async fn read_head(reader: &mut BufReader<TcpStream>) -> Option<(u16, Vec<(String, String)>)> {
     let mut line = String::new();

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub lag_resyncs: AtomicU64,
     pub forced_disconnects: AtomicU64,
     pub listener_reconnects: AtomicU64,
+    /// Stream requests refused because MAX_CONNECTIONS were open.
+    pub streams_refused: AtomicU64,
     /// HTTP connections open now, streams included.
     pub connections_open: AtomicU64,
     /// MAX_CONNECTIONS as the server applies it.
@@ -39,6 +41,7 @@ impl Default for Metrics {
             lag_resyncs: AtomicU64::new(0),
             forced_disconnects: AtomicU64::new(0),
             listener_reconnects: AtomicU64::new(0),
+            streams_refused: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             connections_max: AtomicU64::new(0),
         }

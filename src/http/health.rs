@@ -61,7 +61,7 @@ async fn metrics(state: Arc<State>) -> impl Reply {
     );
     gauge(
         "connections_max",
-        "Connections served at once (MAX_CONNECTIONS); more wait to be accepted.",
+        "Connections served at once (MAX_CONNECTIONS); beyond it stream requests get 503.",
         state.metrics.connections_max.load(Relaxed) as f64,
     );
     gauge(
@@ -98,7 +98,7 @@ async fn metrics(state: Arc<State>) -> impl Reply {
             row.2 as f64,
         );
     }
-    let counters: [(&str, &str, &AtomicU64); 8] = [
+    let counters: [(&str, &str, &AtomicU64); 9] = [
         (
             "events_received_total",
             "Events taken from PostgreSQL and published.",
@@ -133,6 +133,11 @@ async fn metrics(state: Arc<State>) -> impl Reply {
             "forced_disconnects_total",
             "Clients disconnected for being too far behind.",
             &m.forced_disconnects,
+        ),
+        (
+            "streams_refused_total",
+            "Stream requests refused with 503 because MAX_CONNECTIONS connections were open.",
+            &m.streams_refused,
         ),
         (
             "listener_reconnects_total",

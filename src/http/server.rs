@@ -5,6 +5,13 @@
 //! any stream request `direct` leaves alone) goes to hyper with warp's routes, the bytes already
 //! read handed back first. A connection hyper serves stays with hyper, so a stream opened on a
 //! kept-alive connection is served by the same code through warp.
+//!
+//! At most `MAX_CONNECTIONS` connections are served at once. Beyond that a few more are accepted
+//! into a small reserve, so that health checks, metrics and the API still get answers when the
+//! gateway is full of streams: a stream request there is refused at once with a `503` and a
+//! `Retry-After` (a load balancer can send it to another instance, a browser's page retries),
+//! anything else is answered and its connection closed. Only when the reserve is in use too do new
+//! connections wait in the listen backlog.
 
 use std::future::Future;
 use std::io;
@@ -18,9 +25,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::direct::{self, Head};
 use super::State;
@@ -31,6 +38,13 @@ const HEAD_BUFFER: usize = 1024;
 const MAX_HEAD: usize = 16 * 1024;
 /// How long a new connection may take to send its first request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections accepted beyond the cap, for anything but streams. They come out of the file
+/// descriptors the default cap leaves free.
+pub const RESERVE: usize = 16;
+/// How long a connection in the reserve may take to send its request head.
+const RESERVE_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// What a client refused at the cap is told to wait before trying again.
+const RETRY_AFTER_SECS: u64 = 5;
 /// Pause after an accept error such as running out of file descriptors, which would otherwise
 /// repeat at once.
 const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
@@ -46,15 +60,21 @@ pub async fn serve(
     stopping: impl FnOnce(),
 ) {
     let slots = Arc::new(Semaphore::new(max_connections));
+    let reserve = Arc::new(Semaphore::new(RESERVE));
     let metrics = state.metrics.clone();
     metrics
         .connections_max
         .store(max_connections as u64, Relaxed);
     let routes = super::routes(state.clone());
-    let hyper: ServeWithHyper = Arc::new(move |io, watcher| {
+    let hyper: ServeWithHyper = Arc::new(move |io, watcher, slot| {
         let service = TowerToHyperService::new(warp::service(routes.clone()));
         Box::pin(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            if slot.reserve {
+                // One request, over HTTP/1, then the reserve has its connection back.
+                builder = builder.http1_only();
+                builder.http1().keep_alive(false);
+            }
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
             if let Err(err) = watcher.watch(connection).await {
                 log::debug!("HTTP connection ended with an error: {err}");
@@ -63,21 +83,35 @@ pub async fn serve(
     });
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
+    let mut full = false;
     loop {
-        let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
+        let slot = if let Ok(slot) = slots.clone().try_acquire_owned() {
+            if std::mem::take(&mut full) {
+                log::info!("below MAX_CONNECTIONS again: serving streams");
+            }
+            Slot {
+                _permit: slot,
+                reserve: false,
+            }
+        } else {
+            if !std::mem::replace(&mut full, true) {
                 log::warn!(
-                    "{max_connections} connections open (MAX_CONNECTIONS): new ones wait until \
-                     some close"
+                    "{max_connections} connections open (MAX_CONNECTIONS): new stream requests \
+                     are refused with 503 until some close; up to {RESERVE} other requests are \
+                     still answered"
                 );
-                tokio::select! {
-                    slot = slots.clone().acquire_owned() => {
-                        log::info!("accepting connections again");
-                        slot.expect("the semaphore is never closed")
-                    }
+            }
+            let (permit, reserve) = match reserve.clone().try_acquire_owned() {
+                Ok(permit) => (Ok(permit), true),
+                Err(_) => tokio::select! {
+                    permit = slots.clone().acquire_owned() => (permit, false),
+                    permit = reserve.clone().acquire_owned() => (permit, true),
                     () = &mut stop => break,
-                }
+                },
+            };
+            Slot {
+                _permit: permit.expect("the semaphores are never closed"),
+                reserve,
             }
         };
         let socket = tokio::select! {
@@ -101,9 +135,8 @@ pub async fn serve(
         metrics.connections_open.fetch_add(1, Relaxed);
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            connection(socket, state, hyper, watcher).await;
+            connection(socket, state, hyper, watcher, slot).await;
             metrics.connections_open.fetch_sub(1, Relaxed);
-            drop(slot);
         });
     }
     drop(tcp);
@@ -129,14 +162,32 @@ fn accept_failed(err: io::Error) -> bool {
     true
 }
 
+/// What a connection counts against while it is open: one of the `MAX_CONNECTIONS`, or one of
+/// the [`RESERVE`] beyond them (no streams there).
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    reserve: bool,
+}
+
 /// Serves a connection with hyper and warp's routes (the routes' type cannot be named).
 type ServeWithHyper =
-    Arc<dyn Fn(Replay, Watcher) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+    Arc<dyn Fn(Replay, Watcher, Slot) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
-async fn connection(socket: TcpStream, state: Arc<State>, hyper: ServeWithHyper, watcher: Watcher) {
+async fn connection(
+    socket: TcpStream,
+    state: Arc<State>,
+    hyper: ServeWithHyper,
+    watcher: Watcher,
+    slot: Slot,
+) {
     let mut shutdown = state.shutdown.clone();
+    let head_timeout = if slot.reserve {
+        RESERVE_HEAD_TIMEOUT
+    } else {
+        HEAD_TIMEOUT
+    };
     let read = tokio::select! {
-        read = tokio::time::timeout(HEAD_TIMEOUT, read_head(&socket)) => read,
+        read = tokio::time::timeout(head_timeout, read_head(&socket)) => read,
         () = shutdown.fired() => return,
     };
     drop(shutdown);
@@ -144,6 +195,10 @@ async fn connection(socket: TcpStream, state: Arc<State>, hyper: ServeWithHyper,
     let Ok(Some((received, head))) = read else {
         return;
     };
+    if slot.reserve && matches!(head, Head::Stream(_)) {
+        state.metrics.streams_refused.fetch_add(1, Relaxed);
+        return refuse_at_cap(socket, state.metrics.connections_max.load(Relaxed)).await;
+    }
     if let Head::Stream(request) = head {
         // Boxed, as hyper's side is: neither enlarges the task of every idle stream.
         if let Some((stream, chunked)) = Box::pin(direct::start(request, state)).await {
@@ -156,7 +211,30 @@ async fn connection(socket: TcpStream, state: Arc<State>, hyper: ServeWithHyper,
         at: 0,
         socket,
     };
-    hyper(io, watcher).await;
+    hyper(io, watcher, slot).await;
+}
+
+/// Answers a stream request that came in beyond `MAX_CONNECTIONS`.
+async fn refuse_at_cap(mut socket: TcpStream, max_connections: u64) {
+    log::debug!("stream request refused: {max_connections} connections open (MAX_CONNECTIONS)");
+    let body = serde_json::json!({
+        "error": format!(
+            "the gateway is serving its maximum of {max_connections} connections \
+             (MAX_CONNECTIONS); try again in {RETRY_AFTER_SECS} s"
+        ),
+    })
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: {RETRY_AFTER_SECS}\r\ncontent-length: {}\r\nconnection: close\r\n\
+         cache-control: no-store\r\n\r\n{body}",
+        body.len()
+    );
+    let write = async {
+        socket.write_all(response.as_bytes()).await?;
+        socket.shutdown().await
+    };
+    let _ = tokio::time::timeout(RESERVE_HEAD_TIMEOUT, write).await;
 }
 
 /// Reads until the first request head is complete (or clearly not one `direct` serves).

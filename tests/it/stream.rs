@@ -152,29 +152,80 @@ async fn an_http_1_0_client_gets_the_stream_unchunked_until_the_connection_close
 }
 
 #[tokio::test]
-async fn beyond_max_connections_a_new_connection_waits_until_one_closes() {
+async fn beyond_max_connections_streams_get_503_while_health_and_the_api_still_answer() {
     let app = spawn_app_with(&[("MAX_CONNECTIONS", "2")]).await;
     let mut first = app.stream().await;
     let second = app.stream().await;
-    let addr = app.addr;
-    let third =
-        tokio::spawn(async move { SseClient::connect(addr, "/sse/notifications/", &[]).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = request(
+        app.addr,
+        "GET",
+        "/sse/notifications/",
+        &[("Accept", "text/event-stream")],
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.header("retry-after"), Some("5"));
+    assert_eq!(refused.header("content-type"), Some("application/json"));
+    let error = refused.json()["error"].as_str().unwrap().to_owned();
     assert!(
-        !third.is_finished(),
-        "a third connection is not served while two are open"
+        error.contains("maximum of 2 connections (MAX_CONNECTIONS)"),
+        "{error}"
     );
+    // A probe, a scrape and the API are answered while the streams hold every slot.
+    assert_eq!(app.get("/healthz").await.status, 200);
+    let metrics = app.get("/metrics").await;
+    for line in [
+        "pgsse_connections_max 2\n",
+        "pgsse_streams_refused_total 1\n",
+    ] {
+        assert!(metrics.text().contains(line), "{}", metrics.text());
+    }
+    assert_eq!(app.get("/api/boards").await.status, 200);
     // The open streams, and the listener's own database connection, are unaffected.
     insert_board(&app.sql().await, "alice", "capped").await;
     assert_eq!(first.next_event().await.json()["board_name"], "capped");
     drop(second);
-    let mut third = timeout(WAIT, third)
-        .await
-        .expect("served once a connection closed")
-        .expect("the client task does not panic");
-    assert_eq!(third.status, 200);
+    // Once a stream has closed, a new one is served.
+    let mut third = timeout(WAIT, async {
+        loop {
+            let client = app.sse("/sse/notifications/", &[]).await;
+            if client.status == 200 {
+                return client;
+            }
+            assert_eq!(client.status, 503);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a stream is served once one has closed");
     insert_board(&app.sql().await, "alice", "served").await;
     assert_eq!(third.next_event().await.json()["board_name"], "served");
+}
+
+#[tokio::test]
+async fn when_the_reserve_beyond_max_connections_is_taken_too_new_connections_wait() {
+    let app = spawn_app_with(&[("MAX_CONNECTIONS", "1")]).await;
+    let _stream = app.stream().await;
+    // Connections that send nothing hold the whole reserve (each for up to its 5 s to send a
+    // request head); they are accepted in order, before the probe below.
+    let mut silent = Vec::new();
+    for _ in 0..pgsse::http::server::RESERVE {
+        silent.push(TcpStream::connect(app.addr).await.unwrap());
+    }
+    let addr = app.addr;
+    let probe = tokio::spawn(async move { get(addr, "/healthz").await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !probe.is_finished(),
+        "no connection is served beyond MAX_CONNECTIONS and the reserve"
+    );
+    drop(silent);
+    let probe = timeout(WAIT, probe)
+        .await
+        .expect("served once the reserve is free")
+        .unwrap();
+    assert_eq!(probe.status, 200);
 }
 
 #[tokio::test]

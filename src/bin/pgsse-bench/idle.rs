@@ -147,8 +147,8 @@ fn explain(
         });
         return format!(
             "the gateway reached its connection cap of {cap} (MAX_CONNECTIONS, by default its \
-             open-file limit less a reserve for database connections{files}); connections \
-             beyond {held} waited in its accept backlog ({reason})"
+             open-file limit less a reserve for database connections{files}); streams \
+             beyond {held} were refused ({reason})"
         );
     }
     match files {

@@ -6,6 +6,10 @@
 //! client has every row. Each client checks what it received (nothing lost, nothing twice,
 //! ids strictly increasing) and records each row's latency, receive time minus send time.
 //!
+//! A load may also have stalled clients, which stop reading after their stream opens. The others'
+//! latency shows whether they held anyone up; once the others have every row, the stalled ones
+//! read again and must then get every row too.
+//!
 //! - [`clients`]: the SSE clients, spread over loopback source addresses.
 //! - [`sse`]: chunked-body and SSE parsing, cheap enough for half a million events a second.
 //! - [`writer`]: the paced writer; [`floor`]: the bare `LISTEN` client.
@@ -32,6 +36,9 @@ use self::tally::{Deliveries, Latency};
 #[derive(Clone, Debug)]
 pub struct Load {
     pub clients: usize,
+    /// Clients that read nothing while the rows are written (see [`clients`]), besides
+    /// `clients`.
+    pub stalled: usize,
     /// Rows inserted per second.
     pub rate: f64,
     /// How long the writer writes; it writes `rate * seconds` rows whatever it takes.
@@ -51,6 +58,7 @@ impl Load {
     pub fn new(clients: usize, rate: f64, seconds: f64) -> Load {
         Load {
             clients,
+            stalled: 0,
             rate,
             seconds,
             sources: 8,
@@ -109,6 +117,23 @@ pub struct LoadReport {
     pub seconds: f64,
     /// Clients whose stream the gateway ended during the run.
     pub streams_ended: usize,
+    /// How the stalled clients fared, if there were any.
+    pub stalled: Option<StalledReport>,
+}
+
+/// The stalled clients of a run, after they read again.
+#[derive(Debug, Serialize)]
+pub struct StalledReport {
+    pub clients_held: usize,
+    pub clients_failed: usize,
+    /// Rows they had read when told to read again: none, since they stalled.
+    pub received_before_resuming: u64,
+    /// Like the other clients, they must end up with every row exactly once, in id order.
+    pub deliveries: Deliveries,
+    /// From resuming until they had every row (or the run gave up waiting).
+    pub catch_up_seconds: f64,
+    /// Stalled clients whose stream the gateway ended.
+    pub streams_ended: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +161,17 @@ pub async fn run_load(
         source_offset: load.source_offset,
         rows,
         tag,
+        stalled: false,
     });
+    let mut stalled = Clients::new(Spec {
+        gateway: target.gateway,
+        sources: load.sources,
+        source_offset: load.source_offset,
+        rows,
+        tag,
+        stalled: true,
+    });
+    stalled.add(load.stalled).await;
     clients.add(load.clients).await;
     let floor = Floor::listen(&target.database_url, rows, tag).await?;
     at(Phase::Connected);
@@ -144,9 +179,15 @@ pub async fn run_load(
     let written = writer.write(rows, load.rate).await?;
     let write_seconds = started.elapsed().as_secs_f64();
     let expected = written * clients.held() as u64;
-    drain(&clients, &floor, expected, written, load.drain_quiet).await;
+    let floor_wanted = (&floor, written);
+    drain(&clients, expected, Some(floor_wanted), load.drain_quiet).await;
     let seconds = started.elapsed().as_secs_f64();
     at(Phase::Drained);
+    let stalled = if load.stalled > 0 {
+        Some(catch_up(stalled, written, load.drain_quiet).await)
+    } else {
+        None
+    };
     let (floor, floor_latency, floor_by_row) = floor.finish(written).await;
     let held = clients.held();
     let failures = clients.failures();
@@ -165,17 +206,38 @@ pub async fn run_load(
         floor_latency,
         seconds,
         streams_ended: summary.ended,
+        stalled,
     })
 }
 
-/// Waits until the clients have `expected` deliveries and the floor has `rows`, or until nothing
-/// new arrived for `quiet`.
-async fn drain(clients: &Clients, floor: &Floor, expected: u64, rows: u64, quiet: Duration) {
+/// Lets the stalled clients read again and waits until they have every one of the `rows`.
+async fn catch_up(stalled: Clients, rows: u64, quiet: Duration) -> StalledReport {
+    let received_before_resuming = stalled.delivered();
+    let resumed = Instant::now();
+    stalled.resume();
+    drain(&stalled, rows * stalled.held() as u64, None, quiet).await;
+    let catch_up_seconds = resumed.elapsed().as_secs_f64();
+    let clients_held = stalled.held();
+    let clients_failed = stalled.failures().iter().map(|(_, n)| n).sum();
+    let summary = tally::summarize(stalled.finish().await, rows, &[]);
+    StalledReport {
+        clients_held,
+        clients_failed,
+        received_before_resuming,
+        deliveries: summary.deliveries,
+        catch_up_seconds,
+        streams_ended: summary.ended,
+    }
+}
+
+/// Waits until the clients have `expected` deliveries and the floor, if given, its number of
+/// rows, or until nothing new arrived for `quiet`.
+async fn drain(clients: &Clients, expected: u64, floor: Option<(&Floor, u64)>, quiet: Duration) {
     let mut last = (0, 0);
     let mut last_change = Instant::now();
     loop {
-        let now = (clients.delivered(), floor.delivered());
-        if now.0 >= expected && now.1 >= rows {
+        let now = (clients.delivered(), floor.map_or(0, |(f, _)| f.delivered()));
+        if now.0 >= expected && floor.is_none_or(|(_, rows)| now.1 >= rows) {
             return;
         }
         if now != last {

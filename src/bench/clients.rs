@@ -1,6 +1,10 @@
 //! Many SSE clients, one task each. A client connects (from its loopback source address),
 //! sends `GET /sse/notifications/`, reads the stream's first block (from then on the gateway
 //! has subscribed it), then reads events until told to stop, recording each in its [`Tally`].
+//!
+//! Stalled clients do the same with a small receive buffer, but read nothing more after the
+//! first block until [`Clients::resume`]: like a phone on a bad network, their socket fills and
+//! the gateway's writes to them cannot go on.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,11 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-use super::net::{connect_from, read_with, source_address, write_all};
+use super::net::{connect_with, read_with, source_address, write_all};
 use super::sse::{event_fields, take_blocks, Dechunk};
 use super::tally::{now_us, Tally};
 
@@ -23,6 +27,8 @@ const OPENING_AT_ONCE: usize = 256;
 /// How long a client may take to connect and read the stream's first block.
 pub const OPEN_WAIT: Duration = Duration::from_secs(10);
 pub const STREAM_PATH: &str = "/sse/notifications/";
+/// A stalled client's receive buffer (the kernel doubles it for its own bookkeeping).
+pub const STALLED_RECEIVE_BUFFER: u32 = 4096;
 
 /// What the clients connect to and expect.
 #[derive(Clone, Debug)]
@@ -36,6 +42,8 @@ pub struct Spec {
     pub rows: u64,
     /// The run's tag.
     pub tag: u32,
+    /// Whether the clients stall: they read nothing after their first block until resumed.
+    pub stalled: bool,
 }
 
 /// What every client task shares.
@@ -44,6 +52,8 @@ struct Shared {
     opening: Semaphore,
     /// New rows received, over all clients.
     delivered: AtomicU64,
+    /// Becomes true when stalled clients are to read again.
+    resumed: watch::Receiver<bool>,
 }
 
 pub struct Clients {
@@ -53,16 +63,20 @@ pub struct Clients {
     stops: Vec<oneshot::Sender<()>>,
     held: usize,
     failures: BTreeMap<String, usize>,
+    resume: watch::Sender<bool>,
 }
 
 impl Clients {
     pub fn new(spec: Spec) -> Clients {
+        let (resume, resumed) = watch::channel(false);
         Clients {
             shared: Arc::new(Shared {
                 spec,
                 opening: Semaphore::new(OPENING_AT_ONCE),
                 delivered: AtomicU64::new(0),
+                resumed,
             }),
+            resume,
             tasks: Vec::new(),
             stops: Vec::new(),
             held: 0,
@@ -113,6 +127,11 @@ impl Clients {
         self.failures.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
+    /// Lets stalled clients read again.
+    pub fn resume(&self) {
+        self.resume.send_replace(true);
+    }
+
     /// New rows received so far, over all clients.
     pub fn delivered(&self) -> u64 {
         self.shared.delivered.load(Relaxed)
@@ -158,6 +177,13 @@ async fn client(
     let _ = opened.send(Ok(()));
     // A stop signal of its own: polling it costs no lock shared with the other clients.
     let mut stop = stop;
+    if shared.spec.stalled {
+        let mut resumed = shared.resumed.clone();
+        tokio::select! {
+            _ = &mut stop => return Some(reader.tally),
+            _ = resumed.wait_for(|resumed| *resumed) => {}
+        }
+    }
     loop {
         tokio::select! {
             biased;
@@ -180,7 +206,8 @@ async fn open(
     reader: &mut Reader,
 ) -> Result<TcpStream, String> {
     let gateway = shared.spec.gateway;
-    let stream = connect_from(source, gateway)
+    let receive_buffer = shared.spec.stalled.then_some(STALLED_RECEIVE_BUFFER);
+    let stream = connect_with(source, receive_buffer, gateway)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let request = format!(

@@ -21,9 +21,22 @@ pub fn source_address(i: usize) -> IpAddr {
 
 /// Connects to `target`, from `source` when given (bound before connecting).
 pub async fn connect_from(source: Option<IpAddr>, target: SocketAddr) -> io::Result<TcpStream> {
+    connect_with(source, None, target).await
+}
+
+/// Like [`connect_from`], with a receive buffer of `receive_buffer` bytes when given (set
+/// before connecting, so the window the client offers stays that small).
+pub async fn connect_with(
+    source: Option<IpAddr>,
+    receive_buffer: Option<u32>,
+    target: SocketAddr,
+) -> io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     if let Some(ip) = source {
         socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    if let Some(bytes) = receive_buffer {
+        socket.set_recv_buffer_size(bytes)?;
     }
     let stream = socket.connect(target).await?;
     stream.set_nodelay(true)?;

@@ -116,9 +116,16 @@ async fn run_case(
     index: usize,
 ) -> Result<CaseResult, String> {
     match case {
-        Case::Load { clients, rate } => {
-            let load = load::load(*clients, *rate, args, index);
-            let limit = Duration::from_secs_f64(args.seconds * 4.0 + 300.0);
+        Case::Load {
+            clients,
+            rate,
+            stalled,
+            seconds,
+        } => {
+            let mut load = load::load(*clients, *rate, args, index);
+            load.stalled = *stalled;
+            load.seconds = seconds.unwrap_or(load.seconds);
+            let limit = Duration::from_secs_f64(load.seconds * 4.0 + 300.0);
             let run = load::run(target, gateway, load, case.name());
             let result = tokio::time::timeout(limit, run)
                 .await
@@ -137,7 +144,12 @@ async fn run_case(
 /// Every case ran, and every load delivered every row once, in order.
 fn all_clean(results: &Results) -> bool {
     results.cases.iter().all(|case| match case {
-        CaseResult::Load(r) => r.report.gateway.clean() && r.report.clients_failed == 0,
+        CaseResult::Load(r) => {
+            let stalled_clean = r.report.stalled.as_ref().is_none_or(|s| {
+                s.deliveries.clean() && s.clients_failed == 0 && s.streams_ended == 0
+            });
+            r.report.gateway.clean() && r.report.clients_failed == 0 && stalled_clean
+        }
         CaseResult::Ingest(r) => r.published == r.notifications,
         CaseResult::Idle(_) => true,
         CaseResult::Failed { .. } => false,

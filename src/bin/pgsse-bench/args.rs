@@ -13,6 +13,10 @@ usage: pgsse-bench [flags]
   --gateway-pid PID     the gateway's process, for RSS and CPU from /proc (optional)
   --cases LIST          comma-separated cases, run in order (default: the standard matrix)
                         CLIENTSxRATE  a load: that many clients, rows inserted per second
+                        CLIENTSxRATE+Nstalled  the same with N more clients that stop
+                                      reading (4 KiB receive buffers) until the others have
+                                      every row, then must catch up
+                        …:Ss          a load that writes for S seconds instead of --seconds
                         idle          hold as many idle connections as possible
                         ingest        synthetic notifications straight into the channel
   --seconds S           how long each load writes (10)
@@ -25,11 +29,21 @@ usage: pgsse-bench [flags]
 
 /// The idle case runs first, on a gateway that has not served yet: its memory per connection is
 /// then what a fresh gateway pays, and whether memory comes back is seen from a clean start.
-pub const STANDARD_MATRIX: &str = "idle,1x500,1000x100,10000x10,1000x500,ingest";
+///
+/// The stalled case writes for 30 s: its stalled clients then fall behind by more than the
+/// ~1,500 events their sockets' buffers take on loopback, so the gateway's writes to them wait.
+pub const STANDARD_MATRIX: &str =
+    "idle,1x500,1000x100,1000x100+100stalled:30s,10000x10,1000x500,ingest";
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Case {
-    Load { clients: usize, rate: f64 },
+    Load {
+        clients: usize,
+        rate: f64,
+        stalled: usize,
+        /// Overrides `--seconds`.
+        seconds: Option<f64>,
+    },
     Idle,
     Ingest,
 }
@@ -40,22 +54,66 @@ impl Case {
             "idle" => Ok(Case::Idle),
             "ingest" => Ok(Case::Ingest),
             _ => {
-                let bad = || format!("--cases: {text:?} is not CLIENTSxRATE, idle or ingest");
-                let (clients, rate) = text.split_once('x').ok_or_else(bad)?;
+                let bad = || {
+                    format!(
+                        "--cases: {text:?} is not CLIENTSxRATE, CLIENTSxRATE+Nstalled (either \
+                         with :Ss), idle or ingest"
+                    )
+                };
+                let (load, seconds) = match text.split_once(':') {
+                    Some((load, seconds)) => {
+                        let seconds = seconds.strip_suffix('s').ok_or_else(bad)?;
+                        let seconds: f64 = seconds.parse().map_err(|_| bad())?;
+                        if seconds.is_nan() || seconds <= 0.0 {
+                            return Err(bad());
+                        }
+                        (load, Some(seconds))
+                    }
+                    None => (text, None),
+                };
+                let (load, stalled) = match load.split_once('+') {
+                    Some((load, stalled)) => {
+                        let n = stalled.strip_suffix("stalled").ok_or_else(bad)?;
+                        (load, n.parse().map_err(|_| bad())?)
+                    }
+                    None => (load, 0),
+                };
+                let (clients, rate) = load.split_once('x').ok_or_else(bad)?;
                 let clients = clients.parse().map_err(|_| bad())?;
                 let rate: f64 = rate.parse().map_err(|_| bad())?;
                 if clients == 0 || rate <= 0.0 {
                     return Err(bad());
                 }
-                Ok(Case::Load { clients, rate })
+                Ok(Case::Load {
+                    clients,
+                    rate,
+                    stalled,
+                    seconds,
+                })
             }
         }
     }
 
     pub fn name(&self) -> String {
         match self {
-            Case::Load { clients: 1, rate } => format!("1 client, {rate} rows/s"),
-            Case::Load { clients, rate } => format!("{clients} clients, {rate} rows/s"),
+            Case::Load {
+                clients,
+                rate,
+                stalled,
+                seconds,
+            } => {
+                let mut name = match clients {
+                    1 => format!("1 client, {rate} rows/s"),
+                    n => format!("{n} clients, {rate} rows/s"),
+                };
+                if *stalled > 0 {
+                    name += &format!(", +{stalled} stalled");
+                }
+                if let Some(seconds) = seconds {
+                    name += &format!(", {seconds} s");
+                }
+                name
+            }
             Case::Idle => "idle connections".into(),
             Case::Ingest => "ingest".into(),
         }
@@ -139,10 +197,38 @@ mod tests {
             matrix[2],
             Case::Load {
                 clients: 1000,
-                rate: 100.0
+                rate: 100.0,
+                stalled: 0,
+                seconds: None
             }
         );
-        assert_eq!((&matrix[0], &matrix[5]), (&Case::Idle, &Case::Ingest));
-        assert!(cases("10xfast").is_err());
+        assert_eq!(
+            matrix[3],
+            Case::Load {
+                clients: 1000,
+                rate: 100.0,
+                stalled: 100,
+                seconds: Some(30.0)
+            }
+        );
+        assert_eq!(
+            matrix[3].name(),
+            "1000 clients, 100 rows/s, +100 stalled, 30 s"
+        );
+        assert_eq!((&matrix[0], &matrix[6]), (&Case::Idle, &Case::Ingest));
+        assert_eq!(
+            cases("10x5:2.5s").unwrap()[0].name(),
+            "10 clients, 5 rows/s, 2.5 s"
+        );
+        for bad in [
+            "10xfast",
+            "10x5+3",
+            "10x5+stalled",
+            "10x5+-1stalled",
+            "10x5:0s",
+            "10x5:3",
+        ] {
+            assert!(cases(bad).is_err(), "{bad}");
+        }
     }
 }

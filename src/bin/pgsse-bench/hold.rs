@@ -56,6 +56,7 @@ pub async fn run(args: HoldArgs) {
         source_offset: args.source_offset,
         rows: 0,
         tag: 0,
+        stalled: false,
     });
     let mut held = 0;
     while held < args.clients {

@@ -99,6 +99,22 @@ fn load_row(out: &mut String, notes: &mut String, r: &LoadResult) {
     if r.report.streams_ended > 0 {
         said.push(format!("{} streams ended early", r.report.streams_ended));
     }
+    if let Some(s) = &r.report.stalled {
+        let d = &s.deliveries;
+        said.push(format!(
+            "the {} stalled clients ({} failed to open) then read {} / {} rows in {:.2} s, \
+             lost / dup / out of order {} / {} / {}, {} streams ended by the gateway",
+            s.clients_held,
+            s.clients_failed,
+            d.received,
+            d.expected,
+            s.catch_up_seconds,
+            d.lost,
+            d.duplicated,
+            d.out_of_order,
+            s.streams_ended
+        ));
+    }
     let floor = &r.report.floor;
     if !floor.clean() {
         let (lost, dup, ooo) = (floor.lost, floor.duplicated, floor.out_of_order);

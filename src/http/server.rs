@@ -85,34 +85,17 @@ pub async fn serve(
     let mut stop = std::pin::pin!(stop);
     let mut full = false;
     loop {
-        let slot = if let Ok(slot) = slots.clone().try_acquire_owned() {
-            if std::mem::take(&mut full) {
-                log::info!("below MAX_CONNECTIONS again: serving streams");
-            }
-            Slot {
-                _permit: slot,
-                reserve: false,
-            }
-        } else {
-            if !std::mem::replace(&mut full, true) {
-                log::warn!(
-                    "{max_connections} connections open (MAX_CONNECTIONS): new stream requests \
-                     are refused with 503 until some close; up to {RESERVE} other requests are \
-                     still answered"
-                );
-            }
-            let (permit, reserve) = match reserve.clone().try_acquire_owned() {
-                Ok(permit) => (Ok(permit), true),
+        // A connection is accepted only while it has somewhere to go: a slot, or else the reserve.
+        let mut slot = match slots.clone().try_acquire_owned() {
+            Ok(permit) => Slot::served(permit),
+            Err(_) => match reserve.clone().try_acquire_owned() {
+                Ok(permit) => Slot::reserve(permit),
                 Err(_) => tokio::select! {
-                    permit = slots.clone().acquire_owned() => (permit, false),
-                    permit = reserve.clone().acquire_owned() => (permit, true),
+                    permit = slots.clone().acquire_owned() => Slot::served(permit.expect(OPEN)),
+                    permit = reserve.clone().acquire_owned() => Slot::reserve(permit.expect(OPEN)),
                     () = &mut stop => break,
                 },
-            };
-            Slot {
-                _permit: permit.expect("the semaphores are never closed"),
-                reserve,
-            }
+            },
         };
         let socket = tokio::select! {
             accepted = tcp.accept() => match accepted {
@@ -129,6 +112,23 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
+        // The wait for a connection may be long: a slot that came free meanwhile is taken now, so
+        // that a stream is refused only if the slots are all in use when it arrives.
+        if slot.reserve {
+            if let Ok(permit) = slots.clone().try_acquire_owned() {
+                slot = Slot::served(permit);
+            }
+        }
+        if slot.reserve && !full {
+            log::warn!(
+                "{max_connections} connections open (MAX_CONNECTIONS): new stream requests are \
+                 refused with 503 until some close; up to {RESERVE} other requests are still \
+                 answered"
+            );
+        } else if !slot.reserve && full {
+            log::info!("below MAX_CONNECTIONS again: serving streams");
+        }
+        full = slot.reserve;
         // Events are small writes that must leave at once, not wait for the previous one's ACK.
         let _ = socket.set_nodelay(true);
         let (state, hyper, watcher) = (state.clone(), hyper.clone(), graceful.watcher());
@@ -168,6 +168,25 @@ struct Slot {
     _permit: OwnedSemaphorePermit,
     reserve: bool,
 }
+
+impl Slot {
+    fn served(permit: OwnedSemaphorePermit) -> Slot {
+        Slot {
+            _permit: permit,
+            reserve: false,
+        }
+    }
+
+    fn reserve(permit: OwnedSemaphorePermit) -> Slot {
+        Slot {
+            _permit: permit,
+            reserve: true,
+        }
+    }
+}
+
+/// Why acquiring a slot cannot fail.
+const OPEN: &str = "the semaphores are never closed";
 
 /// Serves a connection with hyper and warp's routes (the routes' type cannot be named).
 type ServeWithHyper =

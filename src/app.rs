@@ -72,6 +72,7 @@ impl App {
             metrics: Arc::new(Metrics::default()),
             keepalive: config.keepalive,
             slow_client: config.slow_client,
+            stream_send_buffer: config.stream_send_buffer,
             shutdown,
             auth: config.auth_secret.as_deref().map(Verifier::new),
             registry: Arc::new(Registry::new(config.max_streams_per_user)),

@@ -41,8 +41,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "MAX_CONNECTIONS",
         default: Some(""),
-        help: "HTTP connections (streams included) held at once; more wait to be accepted \
-               (unset: the open-file limit minus DB_POOL_SIZE minus 64)",
+        help: "HTTP connections (streams included) held at once; beyond it stream requests get \
+               503 and 16 more connections answer anything else (unset: the open-file limit \
+               minus DB_POOL_SIZE minus 64)",
     },
     Setting {
         name: "BROADCAST_CAPACITY",
@@ -68,6 +69,13 @@ pub const SETTINGS: &[Setting] = &[
         name: "PRUNE_INTERVAL_SECS",
         default: Some("60"),
         help: "seconds between retention runs",
+    },
+    Setting {
+        name: "STREAM_SEND_BUFFER",
+        default: Some("65536"),
+        help: "kernel send buffer (SO_SNDBUF) of each event stream's socket, in bytes: what a client \
+               that stops reading can hold before its stream waits and later catches up from \
+               memory or the table (0: the kernel's own sizing, up to megabytes per stream)",
     },
     Setting {
         name: "SLOW_CLIENT_SECS",
@@ -119,6 +127,8 @@ pub struct Config {
     /// A client that has been behind the live stream this long and falls behind again is
     /// disconnected, so that it resumes from the table with Last-Event-ID.
     pub slow_client: Duration,
+    /// SO_SNDBUF for stream sockets; `None` leaves the kernel's sizing.
+    pub stream_send_buffer: Option<usize>,
     /// The HS256 secret; `None` leaves authentication off.
     pub auth_secret: Option<String>,
     pub max_streams_per_user: usize,
@@ -168,6 +178,12 @@ impl Config {
             retention_age: Duration::from_secs(env.parse("RETENTION_SECS", positive)?),
             retention_events: env.parse("RETENTION_MAX_EVENTS", positive)?,
             prune_interval: Duration::from_secs(env.parse("PRUNE_INTERVAL_SECS", positive)?),
+            stream_send_buffer: env.parse("STREAM_SEND_BUFFER", |v| {
+                let bytes: usize = v
+                    .parse()
+                    .map_err(|_| "expected a whole number of bytes".to_owned())?;
+                Ok::<_, String>((bytes > 0).then_some(bytes))
+            })?,
             slow_client: Duration::from_secs(env.parse("SLOW_CLIENT_SECS", positive)?),
             auth_secret: env.parse("AUTH_JWT_SECRET", secret)?,
             max_streams_per_user: env.parse("MAX_STREAMS_PER_USER", positive)?,
@@ -284,6 +300,20 @@ mod tests {
         assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8000");
         assert_eq!(c.keepalive, Duration::from_secs(15));
         assert_eq!(c.database.get_dbname(), Some("db"));
+    }
+
+    #[test]
+    fn a_streams_send_buffer_is_64_kib_unless_set_and_0_leaves_the_kernels() {
+        let url = ("DATABASE_URL", "postgres://x/y");
+        assert_eq!(config(&[url]).unwrap().stream_send_buffer, Some(65536));
+        let set = |v| config(&[url, ("STREAM_SEND_BUFFER", v)]);
+        assert_eq!(set("4096").unwrap().stream_send_buffer, Some(4096));
+        assert_eq!(set("0").unwrap().stream_send_buffer, None);
+        let err = set("64k").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "STREAM_SEND_BUFFER=\"64k\" is invalid: expected a whole number of bytes"
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use std::os::fd::AsRawFd;
+
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -221,6 +223,30 @@ async fn write_chunk(socket: &mut TcpStream, data: &Bytes, chunked: bool) -> io:
         if parts.is_empty() {
             return Ok(());
         }
+    }
+}
+
+/// Sets the kernel's send buffer for `socket` (which turns off its growing the buffer as the
+/// connection goes). Without it a client that stops reading holds up to megabytes of events in
+/// the kernel; with it, its stream soon waits, and catches up from the ring or the table once the
+/// client reads again, which is what the rest of the design expects of slow clients.
+pub(super) fn set_send_buffer(socket: &TcpStream, bytes: usize) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the option value is a c_int that lives for the call, passed with its size, and the
+    // descriptor is the open socket of a live TcpStream.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            std::ptr::from_ref(&value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

@@ -46,6 +46,8 @@ pub struct State {
     pub keepalive: Duration,
     /// How long a client may stay behind the live stream before it is disconnected to resume.
     pub slow_client: Duration,
+    /// The kernel send buffer of a stream's socket; `None` leaves the kernel's sizing.
+    pub stream_send_buffer: Option<usize>,
     /// Streams end when this fires; each stream holds a clone.
     pub shutdown: Shutdown,
     /// Checks access tokens; `None` when authentication is off.

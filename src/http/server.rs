@@ -219,9 +219,15 @@ async fn connection(
         return refuse_at_cap(socket, state.metrics.connections_max.load(Relaxed)).await;
     }
     if let Head::Stream(request) = head {
+        let send_buffer = state.stream_send_buffer;
         // Boxed, as hyper's side is: neither enlarges the task of every idle stream.
         if let Some((stream, chunked)) = Box::pin(direct::start(request, state)).await {
             drop((received, watcher));
+            if let Some(bytes) = send_buffer {
+                if let Err(err) = direct::set_send_buffer(&socket, bytes) {
+                    log::warn!("cannot set a stream's send buffer to {bytes} bytes: {err}");
+                }
+            }
             return direct::serve(socket, chunked, stream).await;
         }
     }

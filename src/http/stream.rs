@@ -443,6 +443,7 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             keepalive: Duration::from_secs(60),
             slow_client,
+            stream_send_buffer: None,
             shutdown,
             auth: None,
             registry: Arc::new(Registry::new(10)),

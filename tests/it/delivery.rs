@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use crate::support::checker::{check, Recorder};
-use crate::support::{insert_board, metric, newest_event, spawn_app, spawn_app_with, spawn_writer};
+use crate::support::{
+    gateway_send_queue, insert_board, metric, newest_event, spawn_app, spawn_app_with, spawn_writer,
+};
 
 const STREAM: &str = "/sse/notifications/";
 
@@ -84,6 +86,14 @@ async fn a_reader_that_stops_reading_delays_no_one_and_loses_nothing() {
             .await
             .assert_clean(&format!("reader {i}"));
     }
+    // The stalled stream holds no more than its send buffer in the kernel (STREAM_SEND_BUFFER,
+    // 64 KiB, which the kernel doubles; 3.8 MB without it); the rest waits in the ring and the
+    // table.
+    let queued = gateway_send_queue(app.addr, stalled.local_addr()).expect("the stalled stream");
+    assert!(
+        (16 * 1024..=160 * 1024).contains(&queued),
+        "{queued} bytes queued for the stalled reader"
+    );
     stalled.read_through(through).await;
     check(&sql, &stalled, 0, through)
         .await

@@ -73,6 +73,11 @@ impl Recorder {
     }
 
     /// The events received, without `resync` frames.
+    /// The local address of the current connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.client.as_ref().expect("connected").local_addr()
+    }
+
     pub fn events(&self) -> impl Iterator<Item = &SseEvent> {
         self.received.iter().filter(|e| e.event != "resync")
     }

@@ -302,3 +302,26 @@ pub fn after_exit(cleanup: &str) {
         .expect("start a watchdog");
     assert!(status.success(), "the watchdog started");
 }
+
+/// Bytes the kernel holds unsent or unacknowledged on the gateway's side of the TCP connection
+/// between `gateway` and `client` (`tx_queue` in /proc/net/tcp), if the connection is there.
+pub fn gateway_send_queue(gateway: SocketAddr, client: SocketAddr) -> Option<u64> {
+    let hex = |addr: SocketAddr| match addr {
+        SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        SocketAddr::V6(_) => unreachable!("the tests use IPv4 loopback"),
+    };
+    let (local, remote) = (hex(gateway), hex(client));
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&local.as_str()) || fields.get(2) != Some(&remote.as_str()) {
+            return None;
+        }
+        let (tx, _rx) = fields.get(4)?.split_once(':')?;
+        u64::from_str_radix(tx, 16).ok()
+    })
+}

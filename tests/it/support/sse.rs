@@ -53,6 +53,14 @@ pub struct SseClient {
 impl SseClient {
     /// Opens a stream. On a 200 it also reads the first block, so when this returns the server
     /// has subscribed the client and every later event will reach it.
+    /// The client's end of the connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.reader
+            .get_ref()
+            .local_addr()
+            .expect("a connected socket")
+    }
+
     pub async fn connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> SseClient {
         let open = SseClient::try_connect(addr, path, headers);
         match timeout(WAIT, open).await {

@@ -30,8 +30,9 @@ usage: pgsse-bench [flags]
 /// The idle case runs first, on a gateway that has not served yet: its memory per connection is
 /// then what a fresh gateway pays, and whether memory comes back is seen from a clean start.
 ///
-/// The stalled case writes for 30 s: its stalled clients then fall behind by more than the
-/// ~1,500 events their sockets' buffers take on loopback, so the gateway's writes to them wait.
+/// The stalled case writes for 30 s: its stalled streams fill the gateway's send buffer
+/// (`STREAM_SEND_BUFFER`) after about 9 s of events, so for most of the case the gateway's
+/// writes to them wait.
 pub const STANDARD_MATRIX: &str =
     "idle,1x500,1000x100,1000x100+100stalled:30s,10000x10,1000x500,ingest";
 

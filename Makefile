@@ -93,7 +93,8 @@ bench-run:
 # differ more than most changes do, so the two take turns: base, current, base, current, each
 # against a fresh database and with the working tree's load generator. BASE is built from
 # `git archive` under target/bench/base (the first build takes minutes). BENCH_ARGS as for bench;
-# by default the three load cases that show latency.
+# by default the three load cases that show latency. A run that fails does not stop the others;
+# the target fails at the end.
 BASE ?= HEAD
 COMPARE_ARGS ?= --cases 1x500,1000x100,10000x10
 
@@ -103,14 +104,15 @@ bench-compare: db
 	git archive "$(BASE)" | tar -x -C target/bench/base-src
 	cd target/bench/base-src && \
 		CARGO_TARGET_DIR="$(CURDIR)/target/bench/base-target" cargo build --release --bin pgsse
-	@for run in 1 2; do \
+	@failed=0; for run in 1 2; do \
 		echo "== base ($(BASE)), run $$run"; \
 		$(MAKE) --no-print-directory bench-run BENCH_GATEWAY=target/bench/base-target/release/pgsse \
-			BENCH_LABEL=base-$$run BENCH_ARGS="$(or $(BENCH_ARGS),$(COMPARE_ARGS))"; \
+			BENCH_LABEL=base-$$run BENCH_ARGS="$(or $(BENCH_ARGS),$(COMPARE_ARGS))" || failed=1; \
 		echo "== working tree, run $$run"; \
 		$(MAKE) --no-print-directory bench-run BENCH_LABEL=current-$$run \
-			BENCH_ARGS="$(or $(BENCH_ARGS),$(COMPARE_ARGS))"; \
-	done
+			BENCH_ARGS="$(or $(BENCH_ARGS),$(COMPARE_ARGS))" || failed=1; \
+	done; \
+	if [ "$$failed" = 1 ]; then echo "pgsse: a run failed or lost deliveries (see above)"; exit 1; fi
 
 # Starts (creating on first use) the private cluster and its database.
 db: postgres-installed

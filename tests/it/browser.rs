@@ -294,3 +294,28 @@ async fn with_demo_tokens_the_feed_signs_in_and_receives_notifications_over_its_
         "{item}"
     );
 }
+
+#[tokio::test]
+async fn at_max_connections_the_feed_says_the_gateway_is_full_and_goes_live_once_streams_leave() {
+    let app = spawn_app_with(&[("MAX_CONNECTIONS", "3")]).await;
+    let _staying = app.stream().await;
+    let leaving = [app.stream().await, app.stream().await];
+    let browser = Browser::start().await;
+    // The page and its assets are served beyond the cap; its stream is refused with 503.
+    browser.goto(&url(&app, "/sse/")).await;
+    let detail = browser
+        .wait_for_text(
+            "#state-detail",
+            "maximum of 3 connections (MAX_CONNECTIONS)",
+        )
+        .await;
+    assert!(detail.contains("trying again in 5 s"), "{detail}");
+    assert_ne!(browser.text("#state").await, "live");
+    browser.screenshot("feed-at-capacity").await;
+
+    drop(leaving);
+    browser.wait_for_text("#state", "live").await;
+    let sql = app.sql().await;
+    insert_board(&sql, "erin", "room again").await;
+    browser.wait_for_item("#events", "room again").await;
+}

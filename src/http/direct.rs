@@ -13,11 +13,10 @@
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
-
-use std::os::fd::AsRawFd;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;

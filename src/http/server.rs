@@ -66,11 +66,11 @@ pub async fn serve(
         .connections_max
         .store(max_connections as u64, Relaxed);
     let routes = super::routes(state.clone());
-    let hyper: ServeWithHyper = Arc::new(move |io, watcher, slot| {
+    let hyper: ServeWithHyper = Arc::new(move |io, watcher, reserve| {
         let service = TowerToHyperService::new(warp::service(routes.clone()));
         Box::pin(async move {
             let mut builder = auto::Builder::new(TokioExecutor::new());
-            if slot.reserve {
+            if reserve {
                 // One request, over HTTP/1, then the reserve has its connection back.
                 builder = builder.http1_only();
                 builder.http1().keep_alive(false);
@@ -188,9 +188,10 @@ impl Slot {
 /// Why acquiring a slot cannot fail.
 const OPEN: &str = "the semaphores are never closed";
 
-/// Serves a connection with hyper and warp's routes (the routes' type cannot be named).
+/// Serves a connection with hyper and warp's routes (the routes' type cannot be named); the bool
+/// says whether it is one of the reserve's.
 type ServeWithHyper =
-    Arc<dyn Fn(Replay, Watcher, Slot) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+    Arc<dyn Fn(Replay, Watcher, bool) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 async fn connection(
     socket: TcpStream,
@@ -236,7 +237,9 @@ async fn connection(
         at: 0,
         socket,
     };
-    hyper(io, watcher, slot).await;
+    hyper(io, watcher, slot.reserve).await;
+    // The slot is held until the connection has ended.
+    drop(slot);
 }
 
 /// Answers a stream request that came in beyond `MAX_CONNECTIONS`.

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::auth::Verifier;
 use crate::config::Config;
@@ -38,6 +38,11 @@ pub struct App {
     max_connections: usize,
 }
 
+/// Connections the kernel may hold for the server to accept (capped by net.core.somaxconn). The
+/// default of 128 overflowed when a few hundred clients connected at once, as after a restart:
+/// each overflow costs its client a SYN retransmit, a second or more.
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// File descriptors kept free for the database connections and the process itself when the
 /// connection cap comes from the open-file limit: a gateway whose streams took every descriptor
 /// could no longer reconnect its listener.
@@ -55,12 +60,10 @@ impl App {
         db::migrate(&config).await.map_err(database_error)?;
         let pool = db::pool(&config);
         let start_id = db::last_event_id(&pool).await.map_err(database_error)?;
-        let tcp = TcpListener::bind(config.bind_addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.bind_addr,
-                source,
-            })?;
+        let tcp = listen(config.bind_addr).map_err(|source| StartError::Bind {
+            addr: config.bind_addr,
+            source,
+        })?;
         let (trigger, shutdown) = shutdown::channel();
         let state = Arc::new(State {
             pool,
@@ -164,6 +167,18 @@ fn open_file_limit() -> Option<libc::rlimit> {
     };
     // SAFETY: getrlimit only writes the struct passed to it.
     (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit)
+}
+
+/// Listens on `addr` with [`LISTEN_BACKLOG`], and SO_REUSEADDR so that a restarted gateway can bind
+/// while its previous connections are in TIME_WAIT.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// MAX_CONNECTIONS, or what the open-file limit leaves after the pool and a reserve.

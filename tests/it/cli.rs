@@ -4,7 +4,7 @@ use std::process::Command;
 
 use pgsse::{App, Config};
 
-use crate::support::WAIT;
+use crate::support::{fresh_database, pg, WAIT};
 
 #[test]
 fn help_lists_every_setting() {
@@ -49,4 +49,25 @@ async fn an_unreachable_database_fails_startup_naming_database_url() {
     let message = err.err().expect("startup fails").to_string();
     assert!(message.starts_with("DATABASE_URL (127.0.0.1:"), "{message}");
     assert!(message.contains("cannot connect"), "{message}");
+}
+
+#[tokio::test]
+async fn a_bind_address_in_use_fails_startup_naming_bind_addr() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let url = fresh_database(pg::shared()).await;
+    let config = Config::from_lookup(|name| match name {
+        "DATABASE_URL" => Some(url.clone()),
+        "BIND_ADDR" => Some(addr.to_string()),
+        _ => None,
+    })
+    .unwrap();
+    let err = tokio::time::timeout(WAIT, App::build(config))
+        .await
+        .expect("fails in time");
+    let message = err.err().expect("startup fails").to_string();
+    assert!(
+        message.starts_with(&format!("BIND_ADDR={addr}: cannot listen")),
+        "{message}"
+    );
 }

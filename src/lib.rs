@@ -12,7 +12,9 @@
 //! - [`hub`]: the in-memory fan-out (a broadcast of frames rendered once) and a ring of recent
 //!   frames for replays.
 //! - [`event`]: events as the database records them, rendered into SSE frames.
-//! - [`http`]: the routes: the SSE stream (`http::sse`, `http::stream`), the REST API and health.
+//! - [`http`]: the routes: the SSE stream (`http::sse`, `http::stream`), the REST API and health;
+//!   `http::server` accepts connections (the `MAX_CONNECTIONS` cap and its reserve) and hands a
+//!   stream straight to `http::direct`, which writes it to the socket, and the rest to hyper.
 //! - [`store`]: the SQL queries, one module per table; the SQL itself lives in `sql/`.
 //! - [`auth`]: HS256 access tokens; [`registry`]: the connected streams, who is on each, and the
 //!   per-user stream limit.

@@ -1,6 +1,6 @@
 //! Accepting connections and deciding who answers them.
 //!
-//! Each connection's first request head is read here. An event stream that [`direct`] can serve
+//! Each connection's first request head is read here. An event stream that `direct` can serve
 //! is written straight to the socket; every other connection (the REST API, pages, health, and
 //! any stream request `direct` leaves alone) goes to hyper with warp's routes, the bytes already
 //! read handed back first. A connection hyper serves stays with hyper, so a stream opened on a

@@ -87,14 +87,14 @@ impl Gateway {
     }
 }
 
-/// Resident memory of a process, from /proc/<pid>/status.
+/// Resident memory of a process, from `/proc/<pid>/status`.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// User plus system CPU time of a process (`self` for this one), from /proc/<pid>/stat.
+/// User plus system CPU time of a process (`self` for this one), from `/proc/<pid>/stat`.
 pub fn cpu_seconds(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.

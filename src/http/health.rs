@@ -3,6 +3,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use warp::http::StatusCode;
@@ -81,22 +82,30 @@ async fn metrics(state: Arc<State>) -> impl Reply {
             seconds,
         );
     }
-    if let Ok(row) = database_figures(&state).await {
-        gauge(
-            "notification_queue_usage",
-            "pg_notification_queue_usage(): fraction of the NOTIFY queue in use.",
-            row.0,
-        );
-        gauge(
-            "event_table_bytes",
-            "Size of pgsse.event with its indexes.",
-            row.1 as f64,
-        );
-        gauge(
-            "event_table_rows",
-            "Events retained in pgsse.event.",
-            row.2 as f64,
-        );
+    match database_figures(&state).await {
+        Ok(figures) => {
+            gauge(
+                "notification_queue_usage",
+                "pg_notification_queue_usage(): fraction of the NOTIFY queue in use.",
+                figures.queue_usage,
+            );
+            gauge(
+                "event_table_bytes_estimate",
+                "The planner's estimate of the size of pgsse.event with its indexes, as of its \
+                 last vacuum or analyze.",
+                figures.bytes_estimate as f64,
+            );
+            // Before the table's first vacuum or analyze the planner has no estimate.
+            if figures.rows_estimate >= 0.0 {
+                gauge(
+                    "event_table_rows_estimate",
+                    "The planner's estimate of the events retained in pgsse.event, as of its \
+                     last vacuum or analyze.",
+                    figures.rows_estimate,
+                );
+            }
+        }
+        Err(err) => log::warn!("metrics: database figures left out: {err}"),
     }
     let counters: [(&str, &str, &AtomicU64); 9] = [
         (
@@ -155,14 +164,30 @@ async fn metrics(state: Arc<State>) -> impl Reply {
     warp::reply::with_header(out, "content-type", "text/plain; version=0.0.4")
 }
 
-async fn database_figures(state: &State) -> Result<(f64, i64, i64), Box<dyn std::error::Error>> {
-    let client = state.pool.get().await?;
-    let row = client
-        .query_one(include_str!("../../sql/metrics.sql"), &[])
-        .await?;
-    Ok((
-        row.get("queue_usage"),
-        row.get("event_table_bytes"),
-        row.get("event_table_rows"),
-    ))
+/// What `/metrics` reads from the database: catalog figures only (see `sql/metrics.sql`).
+struct DatabaseFigures {
+    queue_usage: f64,
+    rows_estimate: f64,
+    bytes_estimate: i64,
+}
+
+/// How long a scrape waits for the database figures before answering without them.
+const FIGURES_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn database_figures(state: &State) -> Result<DatabaseFigures, String> {
+    let read = async {
+        let client = state.pool.get().await.map_err(|e| e.to_string())?;
+        client
+            .query_one(include_str!("../../sql/metrics.sql"), &[])
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let row = tokio::time::timeout(FIGURES_TIMEOUT, read)
+        .await
+        .map_err(|_| format!("no answer within {FIGURES_TIMEOUT:?}"))??;
+    Ok(DatabaseFigures {
+        queue_usage: row.get("queue_usage"),
+        rows_estimate: row.get("rows_estimate"),
+        bytes_estimate: row.get("bytes_estimate"),
+    })
 }

@@ -29,7 +29,8 @@ use crate::store::events;
 pub const CHANNEL: &str = "pgsse";
 /// How often the table is read to back up notifications and to prove the connection alive.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// How long any query on the listener connection may take before the connection is deemed dead.
+/// How long connecting (TCP and the startup handshake) or any query on the listener connection may
+/// take before the connection is deemed dead.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +82,13 @@ async fn session(
     metrics: &Metrics,
     backoff: &mut Backoff,
 ) -> Result<Infallible, ListenError> {
-    let (client, connection) = pg.connect(NoTls).await.map_err(ListenError::Connect)?;
+    // tokio-postgres's connect_timeout covers the TCP connect only: a peer that accepts the
+    // connection and never answers the startup handshake (a frozen proxy or pooler) would hold
+    // the listener for ever.
+    let (client, connection) = timeout(QUERY_TIMEOUT, pg.connect(NoTls))
+        .await
+        .map_err(|_| ListenError::Timeout)?
+        .map_err(ListenError::Connect)?;
     let (sender, mut notifications) = mpsc::unbounded_channel();
     let _driver = AbortOnDrop(tokio::spawn(drive(connection, sender)));
     within(client.batch_execute(&format!("listen {CHANNEL}"))).await?;

@@ -142,6 +142,39 @@ async fn a_half_open_listener_connection_is_detected_and_replaced() {
 }
 
 #[tokio::test]
+async fn a_listener_reconnecting_through_a_frozen_proxy_gives_up_on_the_handshake_and_retries() {
+    let cluster = pg::shared();
+    let url = fresh_database(cluster).await;
+    let proxy = Proxy::start(cluster.port).await;
+    let through_proxy = url.replace(&format!(":{}/", cluster.port), &format!(":{}/", proxy.port));
+    let app = spawn_app_on(&through_proxy, &[]).await;
+    let mut client = Recorder::connect(app.addr, STREAM, Some(0)).await;
+    let sql = connect(&url).await;
+    insert_board(&sql, "alice", "before").await;
+    client.read(1).await;
+
+    // The proxy accepts TCP connections but answers nothing, as a frozen pooler would.
+    proxy.freeze();
+    insert_board(&sql, "alice", "during").await;
+    let reconnecting = async {
+        while proxy.held() == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, reconnecting)
+        .await
+        .expect("the listener notices the silence and reconnects");
+    // The connection it opened during the freeze stays frozen; only a new one gets through.
+    proxy.thaw();
+    insert_board(&sql, "alice", "after").await;
+    client.read(2).await;
+    let through = newest_event(&sql).await;
+    check(&sql, &client, 0, through)
+        .await
+        .assert_clean("client");
+}
+
+#[tokio::test]
 async fn the_listener_reads_what_was_committed_while_it_was_away() {
     let app = spawn_app().await;
     let mut client = Recorder::connect(app.addr, STREAM, Some(0)).await;

@@ -59,7 +59,9 @@ impl App {
         };
         db::migrate(&config).await.map_err(database_error)?;
         let pool = db::pool(&config);
-        let start_id = db::last_event_id(&pool).await.map_err(database_error)?;
+        let start = db::event_log_position(&pool)
+            .await
+            .map_err(database_error)?;
         let tcp = listen(config.bind_addr).map_err(|source| StartError::Bind {
             addr: config.bind_addr,
             source,
@@ -70,7 +72,7 @@ impl App {
             hub: Arc::new(Hub::new(
                 config.broadcast_capacity,
                 config.ring_capacity,
-                start_id,
+                start,
             )),
             metrics: Arc::new(Metrics::default()),
             keepalive: config.keepalive,
@@ -89,7 +91,11 @@ impl App {
             max_events: config.retention_events,
             interval: config.prune_interval,
         };
-        log::info!("event log at {target} stands at event {start_id}");
+        log::info!(
+            "event log at {target} stands at event {} (pruned through {})",
+            start.last_id,
+            start.pruned_through
+        );
         let max_connections = connection_cap(&config);
         Ok(App {
             tcp,

@@ -9,6 +9,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use crate::config::Config;
+use crate::hub::Start;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -101,11 +102,14 @@ pub async fn migrate(config: &Config) -> Result<(), DbError> {
     Ok(())
 }
 
-/// The newest event id in the table, where live delivery starts.
-pub async fn last_event_id(pool: &Pool) -> Result<i64, DbError> {
+/// Where the event log stands: its newest id and its horizon.
+pub async fn event_log_position(pool: &Pool) -> Result<Start, DbError> {
     let client = pool.get().await?;
     let row = client
-        .query_one(include_str!("../sql/last_event_id.sql"), &[])
+        .query_one(include_str!("../sql/event_log_position.sql"), &[])
         .await?;
-    Ok(row.get("id"))
+    Ok(Start {
+        last_id: row.get("last_id"),
+        pruned_through: row.get("pruned_through"),
+    })
 }

@@ -75,8 +75,11 @@ pub struct Frame {
     pub board_id: Option<i64>,
     /// Who may receive it; `None` for everyone.
     pub target: Option<Box<Target>>,
-    /// `id: …\nevent: …\ndata: …\n\n`, ready to write.
+    /// `id: …\nevent: …\ndata: …\n\n`, ready to write; empty for a gap.
     pub bytes: Bytes,
+    /// Not an event: the events after the last one published up to this frame's id were pruned
+    /// before the gateway could read them. Each live client renders its own `resync` for it.
+    gap: bool,
 }
 
 impl Event {
@@ -108,7 +111,25 @@ impl Frame {
             target: target.map(Box::new),
             kind,
             bytes: Bytes::from(text),
+            gap: false,
         }
+    }
+
+    /// The gap marker for events lost up to `through` (see [`Frame::is_gap`]).
+    pub fn gap(through: i64) -> Frame {
+        Frame {
+            id: through,
+            kind: "resync".into(),
+            board_id: None,
+            target: None,
+            bytes: Bytes::new(),
+            gap: true,
+        }
+    }
+
+    /// Whether this frame marks events that were pruned before they could be delivered.
+    pub fn is_gap(&self) -> bool {
+        self.gap
     }
 }
 

@@ -3,7 +3,9 @@
 //! Invariants: the hub does no I/O and never waits on a client, so publishing costs the same with
 //! one client or ten thousand. Frames are published in strictly increasing id order (the listener
 //! is the only publisher). Every published event with an id above [`Position::floor`] is in the
-//! ring; older ones must be read from the event table.
+//! ring; older ones must be read from the event table. Nothing at or below
+//! [`Position::pruned_through`] is served to anyone: a client whose cursor is older is told to
+//! resync first, wherever the events it missed would come from.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,17 @@ pub struct Position {
     pub last_id: i64,
     /// Every event with an id above this that has been published is still in the ring.
     pub floor: i64,
+    /// Every event with an id at or below this has been pruned from the event table (as far as
+    /// the gateway last read `pgsse.horizon`).
+    pub pruned_through: i64,
+}
+
+/// Where the event log stood when the gateway started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Start {
+    /// The newest event id, or the horizon if pruning has emptied the table.
+    pub last_id: i64,
+    pub pruned_through: i64,
 }
 
 /// What a client needs to go live: its receiver and the id it starts after.
@@ -43,17 +56,19 @@ pub struct Subscription {
 }
 
 impl Hub {
-    /// A hub positioned after event `start_id` (the newest in the table at startup).
-    pub fn new(broadcast_capacity: usize, ring_capacity: usize, start_id: i64) -> Hub {
+    /// A hub positioned where the event log stood at startup.
+    pub fn new(broadcast_capacity: usize, ring_capacity: usize, start: Start) -> Hub {
         let (sender, _) = broadcast::channel(broadcast_capacity);
+        let last_id = start.last_id.max(start.pruned_through);
         Hub {
             sender,
             recent: Mutex::new(Recent {
                 frames: VecDeque::with_capacity(ring_capacity.min(1024)),
                 capacity: ring_capacity,
                 position: Position {
-                    last_id: start_id,
-                    floor: start_id,
+                    last_id,
+                    floor: last_id,
+                    pruned_through: start.pruned_through,
                 },
             }),
         }
@@ -78,6 +93,24 @@ impl Hub {
         // in its receiver, never neither. An error only means nobody is listening.
         let _ = self.sender.send(frame);
         true
+    }
+
+    /// Records that the event table has been pruned through `through`. If that is beyond the last
+    /// event published, those events were pruned before the gateway could read them: the hub
+    /// moves past them and tells live subscribers with a gap frame, and this returns the first
+    /// id that was lost.
+    pub fn pruned(&self, through: i64) -> Option<i64> {
+        let mut recent = self.lock();
+        let position = &mut recent.position;
+        position.pruned_through = position.pruned_through.max(through);
+        if through <= position.last_id {
+            return None;
+        }
+        let lost = position.last_id + 1;
+        position.last_id = through;
+        position.floor = position.floor.max(through);
+        let _ = self.sender.send(Arc::new(Frame::gap(through)));
+        Some(lost)
     }
 
     /// A receiver for live frames, and the id it starts after.
@@ -119,9 +152,16 @@ mod tests {
         Frame::render(id, "newBoard", &json!({ "board_id": id }), None)
     }
 
+    fn start(last_id: i64) -> Start {
+        Start {
+            last_id,
+            pruned_through: 0,
+        }
+    }
+
     #[test]
     fn a_subscriber_gets_what_is_published_after_it_subscribed() {
-        let hub = Hub::new(8, 8, 10);
+        let hub = Hub::new(8, 8, start(10));
         hub.publish(frame(11));
         let mut sub = hub.subscribe();
         assert_eq!(sub.last_id, 11);
@@ -132,7 +172,7 @@ mod tests {
 
     #[test]
     fn an_event_offered_twice_is_published_once() {
-        let hub = Hub::new(8, 8, 0);
+        let hub = Hub::new(8, 8, start(0));
         let mut sub = hub.subscribe();
         assert!(hub.publish(frame(1)));
         assert!(!hub.publish(frame(1)));
@@ -142,7 +182,7 @@ mod tests {
 
     #[test]
     fn the_ring_answers_only_while_it_holds_everything_after_the_cursor() {
-        let hub = Hub::new(8, 3, 0);
+        let hub = Hub::new(8, 3, start(0));
         for id in 1..=5 {
             hub.publish(frame(id));
         }
@@ -151,7 +191,8 @@ mod tests {
             hub.position(),
             Position {
                 last_id: 5,
-                floor: 2
+                floor: 2,
+                pruned_through: 0
             }
         );
         let ids = |v: Vec<Arc<Frame>>| v.iter().map(|f| f.id).collect::<Vec<_>>();
@@ -159,5 +200,35 @@ mod tests {
         assert_eq!(hub.frames_after(3, 1).map(ids), Some(vec![4]));
         assert_eq!(hub.frames_after(5, 10).map(ids), Some(vec![]));
         assert!(hub.frames_after(1, 10).is_none());
+    }
+
+    #[test]
+    fn a_start_on_an_emptied_log_is_at_the_horizon() {
+        let hub = Hub::new(
+            8,
+            8,
+            Start {
+                last_id: 0,
+                pruned_through: 23,
+            },
+        );
+        assert_eq!(hub.subscribe().last_id, 23);
+        assert_eq!(hub.position().pruned_through, 23);
+    }
+
+    #[test]
+    fn pruning_past_what_was_published_moves_the_hub_and_tells_live_subscribers_once() {
+        let hub = Hub::new(8, 8, start(0));
+        hub.publish(frame(1));
+        let mut sub = hub.subscribe();
+        assert_eq!(hub.pruned(1), None);
+        assert_eq!(hub.pruned(5), Some(2));
+        assert_eq!(hub.pruned(5), None);
+        let gap = sub.receiver.try_recv().unwrap();
+        assert_eq!((gap.id, gap.is_gap()), (5, true));
+        assert!(sub.receiver.try_recv().is_err());
+        assert_eq!(hub.position().last_id, 5);
+        assert!(!hub.publish(frame(5)));
+        assert!(hub.publish(frame(6)));
     }
 }

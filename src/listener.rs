@@ -155,11 +155,10 @@ impl Reader<'_> {
             let after = self.hub.position().last_id;
             let read = events::after(&self.client, &self.statement, after, events::PAGE);
             let page = within(read).await?;
-            if page.pruned_through > after {
+            if let Some(lost) = self.hub.pruned(page.pruned_through) {
                 log::warn!(
-                    "listener: events {}..={} were pruned before they could be read; \
-                     live clients will not receive them",
-                    after + 1,
+                    "listener: events {lost}..={} were pruned before they could be read; live \
+                     clients are told to resync",
                     page.pruned_through
                 );
             }

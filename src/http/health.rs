@@ -75,6 +75,11 @@ async fn metrics(state: Arc<State>) -> impl Reply {
         "Id of the last event published to clients.",
         state.hub.position().last_id as f64,
     );
+    gauge(
+        "event_log_pruned_through",
+        "Id through which pgsse.event has been pruned, as the gateway last read pgsse.horizon.",
+        state.hub.position().pruned_through as f64,
+    );
     if let Some(seconds) = m.seconds_since_notification() {
         gauge(
             "seconds_since_last_notification",

@@ -113,8 +113,8 @@ fn stream_name(query: &Query, name: &'static str) -> Result<Option<String>, ApiE
 /// An id beyond the newest event (from another database, say) starts the client live rather
 /// than making it wait until ids pass it.
 async fn not_after_newest(state: &State, id: i64) -> i64 {
-    match db::last_event_id(&state.pool).await {
-        Ok(newest) => id.min(newest),
+    match db::event_log_position(&state.pool).await {
+        Ok(log) => id.min(log.last_id.max(log.pruned_through)),
         Err(err) => {
             log::warn!("cannot check resume id {id} against the event log ({err}); starting live");
             state.hub.position().last_id

@@ -230,6 +230,9 @@ impl ClientStream {
         if frame.id <= self.cursor {
             return;
         }
+        if frame.is_gap() {
+            return chunk.push(self.resync(frame.id));
+        }
         self.cursor = frame.id;
         let entry = &self.registration.entry;
         let for_viewer = frame
@@ -253,6 +256,9 @@ impl ClientStream {
 
     /// Sends the next page of history, or switches to live frames when there is none.
     async fn catch_up(&mut self) -> Step {
+        // What was pruned is gone whether or not this gateway's ring still holds it, so that a
+        // client is told the same on every gateway and after a restart.
+        let known_pruned = self.state.hub.position().pruned_through;
         let (frames, pruned_through) = match self.state.hub.frames_after(self.cursor, REPLAY_PAGE) {
             Some(frames) => {
                 metrics::add(&self.state.metrics.replayed_from_ring, frames.len() as u64);
@@ -276,7 +282,8 @@ impl ClientStream {
             }
         };
         let mut chunk = Chunk::default();
-        if let Some(pruned_through) = pruned_through.filter(|p| *p > self.cursor) {
+        let pruned_through = pruned_through.map_or(known_pruned, |p| p.max(known_pruned));
+        if pruned_through > self.cursor {
             chunk.push(self.resync(pruned_through));
         }
         if frames.is_empty() && chunk.len() == 0 {
@@ -439,7 +446,7 @@ mod tests {
         let (trigger, shutdown) = shutdown::channel();
         let state = State {
             pool: db::pool(&config),
-            hub: Arc::new(Hub::new(4, 100, 0)),
+            hub: Arc::new(Hub::new(4, 100, Default::default())),
             metrics: Arc::new(Metrics::default()),
             keepalive: Duration::from_secs(60),
             slow_client,

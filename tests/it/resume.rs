@@ -6,7 +6,12 @@ use serde_json::json;
 
 use crate::support::checker::{check, Recorder, Resume};
 use crate::support::http::request;
-use crate::support::{insert_board, newest_event, spawn_app, spawn_app_with, spawn_writer, WAIT};
+use crate::support::pg;
+use crate::support::proxy::Proxy;
+use crate::support::{
+    connect, fresh_database, insert_board, metric, newest_event, spawn_app, spawn_app_on,
+    spawn_app_with, spawn_writer, WAIT,
+};
 
 const STREAM: &str = "/sse/notifications/";
 
@@ -266,4 +271,88 @@ async fn bad_stream_parameters_are_400_json_before_any_stream_byte() {
             "{query}: {body}"
         );
     }
+}
+
+/// Reads the next event and checks that it is the `resync` from `after` to `through`.
+async fn expect_resync(client: &mut crate::support::sse::SseClient, after: i64, through: i64) {
+    let resync = client.next_event().await;
+    assert_eq!(resync.event, "resync", "{resync:?}");
+    assert_eq!(resync.id(), through);
+    let data = resync.json();
+    assert_eq!(
+        (data["last_event_id"].clone(), data["resumes_after"].clone()),
+        (json!(after), json!(through))
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_restarted_on_a_log_that_pruning_emptied_starts_at_the_horizon() {
+    let mut first = spawn_app().await;
+    let sql = first.sql().await;
+    for i in 0..23 {
+        insert_board(&sql, "alice", &format!("b{i}")).await;
+    }
+    sql.exec("select pgsse.prune('0 seconds', 0)").await;
+    assert_eq!(newest_event(&sql).await, 0, "the table is empty");
+    first.stop().await;
+
+    let app = spawn_app_on(&first.database_url, &[]).await;
+    assert_eq!(metric(&app, "hub_last_event_id").await, 23.0);
+    let mut client = app.sse(STREAM, &[("Last-Event-ID", "5")]).await;
+    expect_resync(&mut client, 5, 23).await;
+    let board = insert_board(&sql, "alice", "after").await;
+    let next = client.next_event().await;
+    assert_eq!((next.event.as_str(), next.id()), ("newBoard", 24));
+    assert_eq!(next.json()["board_id"], board);
+}
+
+#[tokio::test]
+async fn a_resume_from_before_the_horizon_is_told_to_resync_even_while_the_ring_holds_the_events() {
+    let app = spawn_app().await;
+    let sql = app.sql().await;
+    for i in 0..10 {
+        insert_board(&sql, "alice", &format!("b{i}")).await;
+    }
+    // Pruned by another gateway or from psql: this gateway learns it from pgsse.horizon.
+    sql.exec("select pgsse.prune('1 day', 4)").await;
+    let learned = async {
+        while metric(&app, "event_log_pruned_through").await != 6.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, learned)
+        .await
+        .expect("the gateway reads the horizon");
+    let mut client = app.sse(STREAM, &[("Last-Event-ID", "2")]).await;
+    expect_resync(&mut client, 2, 6).await;
+    for id in 7..=10 {
+        assert_eq!(client.next_event().await.id(), id);
+    }
+    assert_eq!(metric(&app, "replayed_from_table_total").await, 0.0);
+
+    let mut inside = app.sse(STREAM, &[("Last-Event-ID", "7")]).await;
+    assert_eq!(inside.next_event().await.id(), 8);
+}
+
+#[tokio::test]
+async fn live_clients_are_told_to_resync_when_events_were_pruned_while_the_listener_was_away() {
+    let cluster = pg::shared();
+    let url = fresh_database(cluster).await;
+    let proxy = Proxy::start(cluster.port).await;
+    let through_proxy = url.replace(&format!(":{}/", cluster.port), &format!(":{}/", proxy.port));
+    let app = spawn_app_on(&through_proxy, &[]).await;
+    let sql = connect(&url).await;
+    insert_board(&sql, "alice", "seen").await;
+    let mut client = app.stream().await;
+    assert_eq!(client.next_event().await.id(), 1);
+
+    // The listener's connection goes silent; meanwhile three events commit and are pruned.
+    proxy.freeze_open_connections();
+    for i in 0..3 {
+        insert_board(&sql, "alice", &format!("lost{i}")).await;
+    }
+    sql.exec("select pgsse.prune('0 seconds', 0)").await;
+    expect_resync(&mut client, 1, 4).await;
+    insert_board(&sql, "alice", "after").await;
+    assert_eq!(client.next_event().await.id(), 5);
 }

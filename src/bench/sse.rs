@@ -92,18 +92,25 @@ pub fn take_blocks(body: &mut Vec<u8>, mut each: impl FnMut(&[u8])) {
     }
 }
 
-/// An event's id and the `board_name` in its data, if it has them.
+/// An event's id and the `board_name` in its data, if it has them; neither for a block without
+/// data (a comment, or a position such as the stream's opening `id:`), which is not an event.
 pub fn event_fields(block: &[u8]) -> (Option<i64>, Option<&str>) {
     let mut id = None;
     let mut name = None;
+    let mut data = false;
     for line in block.split(|b| *b == b'\n') {
         if let Some(value) = line.strip_prefix(b"id: ") {
             id = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
-        } else if let Some(data) = line.strip_prefix(b"data: ") {
-            name = board_name(data);
+        } else if let Some(value) = line.strip_prefix(b"data: ") {
+            data = true;
+            name = board_name(value);
         }
     }
-    (id, name)
+    if data {
+        (id, name)
+    } else {
+        (None, None)
+    }
 }
 
 /// The `board_name` in a JSON object's text, as [`json_string_field`] finds it.
@@ -190,5 +197,6 @@ mod tests {
         assert_eq!(json_string_field(pg, b"board_name"), Some("n"));
         assert_eq!(json_int_field(pg, b"id"), Some(7));
         assert_eq!(event_fields(b": keep-alive"), (None, None));
+        assert_eq!(event_fields(b"retry: 2000\nid: 41\n: open"), (None, None));
     }
 }

@@ -30,9 +30,10 @@ use crate::registry::{self, Entry, Registration};
 use crate::shutdown::Shutdown;
 use crate::store::events;
 
-/// Sent first on every stream: how long a browser waits before reconnecting, and a comment so
-/// that proxies and clients see the stream open at once.
-const PREAMBLE: &[u8] = b"retry: 2000\n: pgsse stream open\n\n";
+/// Sent first on every stream, around the stream's position: how long a browser waits before
+/// reconnecting, and a comment so that proxies and clients see the stream open at once.
+const RETRY: &str = "retry: 2000\n";
+const OPEN: &str = ": pgsse stream open\n\n";
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 const WAITING: &[u8] = b": waiting for the database to replay history\n\n";
 /// Frames pending for one client are written together, up to about this many bytes.
@@ -137,7 +138,7 @@ impl ClientStream {
     pub(super) async fn next_chunk(&mut self) -> Option<Bytes> {
         if !self.opened {
             self.opened = true;
-            let opening = [PREAMBLE, &self.connection_event()].concat();
+            let opening = self.opening();
             return Some(self.wrote(Bytes::from(opening)));
         }
         loop {
@@ -350,9 +351,13 @@ impl ClientStream {
         Step::Send(Bytes::from_static(KEEPALIVE))
     }
 
-    /// `event: connection`, sent first: who the stream is for and the server's time, as apps
-    /// built for NestJS-style SSE modules expect. It has no id, so it never moves Last-Event-ID.
-    fn connection_event(&self) -> Vec<u8> {
+    /// The stream's first bytes. The first block carries the stream's position, the id it starts
+    /// after, without data: a browser dispatches nothing for it but takes the id as its
+    /// Last-Event-ID, so a stream cut before its first event resumes from where it began instead
+    /// of starting live again and missing what committed meanwhile. Then `event: connection`: who
+    /// the stream is for and the server's time, as apps built for NestJS-style SSE modules
+    /// expect. It has no id of its own.
+    fn opening(&self) -> String {
         let viewer = &self.registration.entry.viewer;
         let data = json!({
             "client_id": viewer.client_id,
@@ -360,7 +365,8 @@ impl ClientStream {
             "session_id": viewer.session_id,
             "server_time": registry::rfc3339(std::time::SystemTime::now()),
         });
-        format!("event: connection\ndata: {data}\n\n").into_bytes()
+        let position = self.cursor;
+        format!("{RETRY}id: {position}\n{OPEN}event: connection\ndata: {data}\n\n")
     }
 
     fn closed(&self, close: Close) -> Step {
@@ -483,8 +489,9 @@ mod tests {
         let (state, _trigger) = state(Duration::from_secs(3600));
         let mut stream = ClientStream::start(state.clone(), opening(&state));
         let first = stream.next_chunk().await.unwrap();
-        assert!(first.starts_with(PREAMBLE) && first.ends_with(b"\n\n"));
-        let connection = std::str::from_utf8(&first[PREAMBLE.len()..]).unwrap();
+        let preamble = format!("{RETRY}id: 0\n{OPEN}");
+        assert!(first.starts_with(preamble.as_bytes()) && first.ends_with(b"\n\n"));
+        let connection = std::str::from_utf8(&first[preamble.len()..]).unwrap();
         assert!(
             connection.starts_with("event: connection\ndata: {\"client_id\":"),
             "{connection}"

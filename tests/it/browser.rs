@@ -186,6 +186,39 @@ async fn after_the_gateway_restarts_the_feed_reconnects_by_itself_and_shows_what
 }
 
 #[tokio::test]
+async fn a_feed_whose_stream_drops_before_any_event_still_shows_what_was_inserted_while_it_was_away(
+) {
+    let database = fresh_database(pg::shared()).await;
+    let mut app = spawn_app_on(&database, &[]).await;
+    let addr = app.addr.to_string();
+    let sql = app.sql().await;
+    insert_board(&sql, "hana", "before the page").await;
+    let browser = Browser::start().await;
+    browser.goto(&url(&app, "/sse/")).await;
+    browser.wait_for_text("#state", "live").await;
+
+    // No event has reached the page; only the stream's position has.
+    app.stop().await;
+    browser.wait_for_text("#state", "reconnecting").await;
+    insert_board(&sql, "hana", "while it was away").await;
+    let _restarted = spawn_app_on(&database, &[("BIND_ADDR", &addr)]).await;
+    let item = browser.wait_for_item("#events", "while it was away").await;
+    assert!(item.contains("hana"), "{item}");
+    let before = browser
+        .eval(
+            "return [...document.querySelectorAll('#events > li')]
+                .filter((li) => li.innerText.includes('before the page')).length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        before,
+        json!(0),
+        "the page starts after what came before it"
+    );
+}
+
+#[tokio::test]
 async fn a_signed_in_feed_shows_its_own_notifications_apart_and_nobody_elses() {
     let app = spawn_app().await;
     app.sql()

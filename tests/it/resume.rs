@@ -356,3 +356,24 @@ async fn live_clients_are_told_to_resync_when_events_were_pruned_while_the_liste
     insert_board(&sql, "alice", "after").await;
     assert_eq!(client.next_event().await.id(), 5);
 }
+
+#[tokio::test]
+async fn a_stream_cut_before_its_first_event_resumes_from_where_it_began() {
+    let app = spawn_app().await;
+    let sql = app.sql().await;
+    insert_board(&sql, "alice", "before").await;
+    let first = newest_event(&sql).await;
+    // A live stream (no Last-Event-ID) is told where it starts before anything else.
+    let mut client = Recorder::connect(app.addr, STREAM, None).await;
+    client.disconnect();
+    assert_eq!(client.last_id(), first);
+    for i in 0..3 {
+        insert_board(&sql, "alice", &format!("while away {i}")).await;
+    }
+    client.reconnect(app.addr, Resume::Header).await;
+    client.read(3).await;
+    let through = newest_event(&sql).await;
+    check(&sql, &client, first, through)
+        .await
+        .assert_clean("client");
+}

@@ -29,7 +29,7 @@ async fn the_stream_opens_at_once_with_sse_headers_and_is_never_compressed() {
     // preamble, then who the stream is for.
     let text = client.text();
     assert!(
-        text.starts_with("retry: 2000\n: pgsse stream open\n\nevent: connection\ndata: {"),
+        text.starts_with("retry: 2000\nid: 0\n: pgsse stream open\n\nevent: connection\ndata: {"),
         "{text}"
     );
     let connection = client.connection.as_ref().unwrap().json();

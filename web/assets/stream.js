@@ -61,6 +61,9 @@ export class LiveStream {
     source.addEventListener('resync', (event) => this.resynced(source, event));
     source.addEventListener('connection', (event) => {
       if (source !== this.source) return;
+      // The stream's first block told the browser where it starts (the connection event carries
+      // that id too): a page-level reopen resumes from there even before any event arrived.
+      if (this.lastId === null && event.lastEventId) this.lastId = Number(event.lastEventId);
       try {
         this.onConnection(JSON.parse(event.data));
       } catch {

@@ -52,9 +52,17 @@ impl Recorder {
 
     /// Drops the connection and opens a new one to `addr` from the last id received.
     pub async fn reconnect(&mut self, addr: SocketAddr, how: Resume) {
-        self.client = None;
+        self.disconnect();
         self.addr = addr;
         self.open(how).await;
+    }
+
+    /// Drops the connection, keeping the last id the stream told it (as a browser does, id-only
+    /// blocks included), for a later [`Recorder::reconnect`].
+    pub fn disconnect(&mut self) {
+        if let Some(client) = self.client.take() {
+            self.last_event_id = client.last_event_id.or(self.last_event_id.take());
+        }
     }
 
     /// Reads `n` more events, reconnecting by header whenever the server ends the stream.

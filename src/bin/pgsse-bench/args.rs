@@ -18,12 +18,12 @@ usage: pgsse-bench [flags]
                                       every row, then must catch up
                         …:Ss          a load that writes for S seconds instead of --seconds
                         idle          hold as many idle connections as possible
-                        ingest        synthetic notifications straight into the channel
+                        ingest        a burst of events recorded in one transaction
   --seconds S           how long each load writes (10)
   --writers N           connections the writer inserts over (8)
   --idle-max N          the idle case stops at this many connections (100000)
   --idle-watch S        seconds to watch RSS after the idle clients leave (60)
-  --ingest N            notifications the ingest case sends (300000)
+  --ingest N            events the ingest case records (300000)
   --json PATH           where to write the results (target/bench/results.json)
 ";
 

@@ -7,22 +7,19 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// An event as notified by `pgsse.emit` or read from `pgsse.event`.
+/// An event as notified by `pgsse.emit` (its signature checked and ignored here).
 #[derive(Debug, Deserialize)]
 pub struct Event {
     pub id: i64,
     pub kind: String,
-    /// Absent when the notification was too large for `pg_notify` and carries only a reference;
-    /// the full event is then read from the event table.
+    /// Absent when the notification carries only a reference: an event for someone in
+    /// particular, or one too large for `pg_notify`. The event is then read from the table.
     #[serde(default)]
     pub data: Option<Value>,
-    /// Who the event is for; absent for events to everyone.
-    #[serde(default)]
-    pub to: Option<Target>,
 }
 
 /// Who a targeted event is for. Every field that is set must match the stream.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Target {
     /// A username.
     pub user: Option<String>,

@@ -7,8 +7,9 @@
 //! in `pgsse.event` with a commit-ordered id (and its recipient, if it has one) and calls
 //! `pg_notify`. From there:
 //!
-//! - [`listener`]: one dedicated connection that `LISTEN`s, forwards each event to the hub, and
-//!   reads the table for anything a notification could not carry or it missed while away.
+//! - [`listener`]: one dedicated connection that `LISTEN`s, forwards each event whose signature
+//!   verifies (`listener::signed`) to the hub, and reads the table for anything a notification
+//!   could not carry or it missed while away.
 //! - [`hub`]: the in-memory fan-out (a broadcast of frames rendered once) and a ring of recent
 //!   frames for replays.
 //! - [`event`]: events as the database records them, rendered into SSE frames.
@@ -26,6 +27,8 @@
 //! # Invariants
 //!
 //! - Events are made only by the database; nothing in Rust publishes an event of its own.
+//! - An event reaches the hub only from `pgsse.event` or from a notification `pgsse.emit` signed:
+//!   any role may `NOTIFY`, so an unsigned notification is never believed.
 //! - Only `listener` sees `AsyncMessage`; no pooled connection ever `LISTEN`s.
 //! - The hub does no I/O and never waits for a client.
 //! - Every client is a cursor (the last id it was sent); what it receives is strictly increasing.

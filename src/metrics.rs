@@ -11,6 +11,8 @@ pub struct Metrics {
     /// Events the listener took from PostgreSQL and published (each counted once).
     pub events_received: AtomicU64,
     pub notifications_received: AtomicU64,
+    /// Notifications dropped because the gateway's functions did not sign them.
+    pub notifications_rejected: AtomicU64,
     /// Milliseconds after `started` at which the last notification arrived; 0 if none yet.
     last_notification_ms: AtomicU64,
     pub frames_delivered: AtomicU64,
@@ -34,6 +36,7 @@ impl Default for Metrics {
             listening: AtomicBool::new(false),
             events_received: AtomicU64::new(0),
             notifications_received: AtomicU64::new(0),
+            notifications_rejected: AtomicU64::new(0),
             last_notification_ms: AtomicU64::new(0),
             frames_delivered: AtomicU64::new(0),
             replayed_from_ring: AtomicU64::new(0),

@@ -112,7 +112,7 @@ async fn metrics(state: Arc<State>) -> impl Reply {
         }
         Err(err) => log::warn!("metrics: database figures left out: {err}"),
     }
-    let counters: [(&str, &str, &AtomicU64); 9] = [
+    let counters: [(&str, &str, &AtomicU64); 10] = [
         (
             "events_received_total",
             "Events taken from PostgreSQL and published.",
@@ -122,6 +122,12 @@ async fn metrics(state: Arc<State>) -> impl Reply {
             "notifications_received_total",
             "Notifications received on the listener connection.",
             &m.notifications_received,
+        ),
+        (
+            "notifications_rejected_total",
+            "Notifications dropped because the gateway's functions did not sign them (sent by \
+             another role, or under a replaced pgsse.notify_key).",
+            &m.notifications_rejected,
         ),
         (
             "frames_delivered_total",

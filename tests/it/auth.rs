@@ -202,6 +202,13 @@ async fn tokens_never_appear_in_the_logs_even_at_the_most_verbose_level() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read the log as it is written: a full pipe would stop the gateway at its next line.
+    let mut stderr = gateway.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        stderr.read_to_string(&mut log).unwrap();
+        log
+    });
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let ready = async {
         loop {
@@ -253,13 +260,7 @@ async fn tokens_never_appear_in_the_logs_even_at_the_most_verbose_level() {
         .arg(gateway.id().to_string())
         .status()
         .unwrap();
-    let mut log = String::new();
-    gateway
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = reader.join().unwrap();
     gateway.wait().unwrap();
     assert!(log.contains("listening on"), "the log was captured: {log}");
     let signature = token.rsplit('.').next().unwrap();

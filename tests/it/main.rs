@@ -14,4 +14,5 @@ mod resume;
 mod stream;
 mod support;
 mod targeted;
+mod trust;
 mod web;

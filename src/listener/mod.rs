@@ -6,6 +6,11 @@
 //! it reads the event table from the last id it published, so notifications sent while it was away
 //! cost nothing. A read of the table every second backs up notifications in case one is missed,
 //! and doubles as the liveness check that notices a half-open connection.
+//!
+//! Trust: an event reaches the hub only if it is in `pgsse.event` (where only the gateway's own
+//! functions write) or comes in a notification those functions signed ([`signed`]). Any role
+//! that can connect may send a notification on the channel; an unsigned one is counted and
+//! dropped, and never moves the hub's position.
 
 use std::collections::hash_map::RandomState;
 use std::convert::Infallible;
@@ -16,19 +21,26 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio::time::timeout;
+use tokio::time::{timeout, Instant};
 use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Statement};
 
+use self::signed::NotifyKey;
 use crate::event::{Event, Frame};
 use crate::hub::Hub;
 use crate::metrics::{self, Metrics};
 use crate::shutdown::Shutdown;
 use crate::store::events;
 
+pub mod signed;
+
 /// The notification channel `pgsse.emit` notifies.
 pub const CHANNEL: &str = "pgsse";
 /// How often the table is read to back up notifications and to prove the connection alive.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// A notification that looks signed but fails to verify re-reads the key at most this often.
+const KEY_REREAD: Duration = Duration::from_secs(10);
+/// Dropped notifications are logged at most this often.
+const REJECTION_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long connecting (TCP and the startup handshake) or any query on the listener connection may
 /// take before the connection is deemed dead.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,6 +55,11 @@ enum ListenError {
     Closed,
     #[error("no answer within {QUERY_TIMEOUT:?}, the connection is presumed dead")]
     Timeout,
+    #[error(
+        "pgsse.notify_key is empty, so no notification can be verified; \
+         run `select pgsse.rotate_notify_key()`"
+    )]
+    NoKey,
 }
 
 /// Runs the listener until shutdown.
@@ -92,9 +109,12 @@ async fn session(
     let (sender, mut notifications) = mpsc::unbounded_channel();
     let _driver = AbortOnDrop(tokio::spawn(drive(connection, sender)));
     within(client.batch_execute(&format!("listen {CHANNEL}"))).await?;
-    let reader = Reader {
+    let mut reader = Reader {
         statement: within(events::prepare(&client)).await?,
+        key: read_key(&client).await?,
+        key_reread: None,
         client,
+        rejections: Rejections::default(),
         hub,
         metrics,
     };
@@ -121,20 +141,30 @@ async fn session(
 struct Reader<'a> {
     client: Client,
     statement: Statement,
+    key: NotifyKey,
+    /// When `key` was last read again after a notification failed to verify.
+    key_reread: Option<Instant>,
+    rejections: Rejections,
     hub: &'a Hub,
     metrics: &'a Metrics,
 }
 
 impl Reader<'_> {
-    /// Publishes the event a notification carries. A reference-only notification (too large for
+    /// Publishes the event a notification carries, if the gateway's functions signed it. A
+    /// reference-only notification (an event for someone in particular, or too large for
     /// `pg_notify`) or one that skips ids is served from the table instead, so that nothing
     /// before it can be lost.
-    async fn forward(&self, payload: &str) -> Result<(), ListenError> {
+    async fn forward(&mut self, payload: &str) -> Result<(), ListenError> {
         self.metrics.notification_received();
+        if !self.verified(payload).await? {
+            metrics::inc(&self.metrics.notifications_rejected);
+            self.rejections.count(payload);
+            return Ok(());
+        }
         let event = match Event::from_notification(payload) {
             Ok(event) => event,
             Err(err) => {
-                log::warn!("listener: ignoring a notification that is not an event ({err})");
+                log::warn!("listener: ignoring a signed notification that is not an event ({err})");
                 return Ok(());
             }
         };
@@ -142,11 +172,27 @@ impl Reader<'_> {
         match event.data {
             _ if event.id <= last_id => Ok(()),
             Some(data) if event.id == last_id + 1 => {
-                self.publish(Frame::render(event.id, &event.kind, &data, event.to));
+                self.publish(Frame::render(event.id, &event.kind, &data, None));
                 Ok(())
             }
             _ => self.catch_up().await,
         }
+    }
+
+    /// Whether `payload` is signed with the notify key. One that is shaped like a signed
+    /// notification but fails may have been signed with a key that replaced ours
+    /// (`pgsse.rotate_notify_key()`), so the key is read again, at most every [`KEY_REREAD`].
+    async fn verified(&mut self, payload: &str) -> Result<bool, ListenError> {
+        if self.key.verifies(payload) {
+            return Ok(true);
+        }
+        let recently = self.key_reread.is_some_and(|at| at.elapsed() < KEY_REREAD);
+        if !signed::looks_signed(payload) || recently {
+            return Ok(false);
+        }
+        self.key = read_key(&self.client).await?;
+        self.key_reread = Some(Instant::now());
+        Ok(self.key.verifies(payload))
     }
 
     /// Publishes every event in the table after the last one published.
@@ -176,6 +222,43 @@ impl Reader<'_> {
         if self.hub.publish(frame) {
             metrics::inc(&self.metrics.events_received);
         }
+    }
+}
+
+/// The key `pgsse.emit` signs notifications with.
+async fn read_key(client: &Client) -> Result<NotifyKey, ListenError> {
+    let row = within(client.query_opt("select key from pgsse.notify_key", &[])).await?;
+    let key: Vec<u8> = row.ok_or(ListenError::NoKey)?.get("key");
+    Ok(NotifyKey::new(&key))
+}
+
+/// Notifications dropped because the gateway's functions did not sign them: counted, and logged
+/// at most once every [`REJECTION_LOG_EVERY`] so that a flood of them cannot flood the log.
+#[derive(Default)]
+struct Rejections {
+    /// Dropped since the last log line.
+    unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl Rejections {
+    fn count(&mut self, payload: &str) {
+        self.unlogged += 1;
+        if self
+            .logged_at
+            .is_some_and(|at| at.elapsed() < REJECTION_LOG_EVERY)
+        {
+            return;
+        }
+        let sample: String = payload.chars().take(120).collect();
+        log::warn!(
+            "listener: dropped {} notification(s) on channel {CHANNEL} that the gateway's \
+             functions did not sign: another role sent them (any role that can connect may \
+             NOTIFY), or pgsse.notify_key was replaced; the latest began {sample:?}",
+            self.unlogged
+        );
+        self.unlogged = 0;
+        self.logged_at = Some(Instant::now());
     }
 }
 

@@ -89,7 +89,7 @@ async fn send(
 ) -> Result<impl Reply, ApiError> {
     auth::require_admin(&state, token.as_deref())?;
     let body = body?;
-    let mut client = state.pool.get().await?;
+    let client = state.pool.get().await?;
     let recipient = match body.target.user_id {
         None => None,
         Some(UserRef::Name(name)) => Some(name),
@@ -107,7 +107,7 @@ async fn send(
         client_id: body.target.client_id.as_deref(),
         session_id: body.target.session_id.as_deref(),
     };
-    let id = match events::publish(&mut client, &body.kind, &body.data, &target).await {
+    let id = match events::publish(&client, &body.kind, &body.data, &target).await {
         Ok(id) => id,
         Err(err) if err.code() == Some(&SqlState::NO_DATA_FOUND) => {
             let message = err

@@ -80,25 +80,24 @@ pub struct Recipients<'a> {
     pub session_id: Option<&'a str>,
 }
 
-/// Publishes an event through `pgsse.publish` and commits; returns its id. The capture runs
-/// immediately (not at commit) so that the id is known; the transaction is committed at once,
-/// so ids stay in commit order.
+/// Publishes an event through `pgsse.publish`, committed at once, and returns its id (`None` only
+/// if retention pruned it in between). The event is named with a key of its own and its id read
+/// after the commit, so the event lock is never held longer than a commit.
 pub async fn publish(
-    client: &mut Client,
+    client: &Client,
     kind: &str,
     data: &serde_json::Value,
     to: &Recipients<'_>,
-) -> Result<i64, tokio_postgres::Error> {
-    let transaction = client.transaction().await?;
-    transaction
-        .batch_execute("set constraints pgsse.pgsse_publish immediate")
-        .await?;
-    let row = transaction
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    let row = client
         .query_one(
             include_str!("../../sql/publish.sql"),
             &[&kind, data, &to.user, &to.client_id, &to.session_id],
         )
         .await?;
-    transaction.commit().await?;
+    let key: String = row.get("key");
+    let row = client
+        .query_one("select pgsse.published($1) as id", &[&key])
+        .await?;
     Ok(row.get("id"))
 }

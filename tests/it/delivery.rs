@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::support::checker::{check, Recorder};
 use crate::support::{
     gateway_send_queue, insert_board, metric, newest_event, spawn_app, spawn_app_with, spawn_writer,
@@ -30,6 +32,70 @@ async fn a_long_open_transaction_holds_back_no_one_and_its_event_comes_after_its
     check(&sql, &client, 0, last.id())
         .await
         .assert_clean("client");
+}
+
+#[tokio::test]
+async fn open_transactions_that_make_events_hold_back_no_writer_and_a_key_finds_an_event() {
+    let app = spawn_app().await;
+    let sql = app.sql().await;
+    insert_board(&sql, "alice", "setup").await;
+    let mut client = app.stream().await;
+    // Every documented way of making an event, each in a transaction left open.
+    let open_publish = app.sql().await;
+    open_publish
+        .exec("begin; select pgsse.publish('note', '{\"n\": 0}', key => 'mine-1')")
+        .await;
+    let open_board = app.sql().await;
+    open_board
+        .exec("begin; insert into board(name, creator_id) select 'open', id from app_user")
+        .await;
+    let open_notification = app.sql().await;
+    open_notification
+        .exec("begin; insert into notification(user_id) select id from app_user")
+        .await;
+
+    // Meanwhile every other writer goes on (each of these waits at most WAIT).
+    insert_board(&sql, "alice", "meanwhile").await;
+    sql.exec("select pgsse.publish('note', '{\"n\": 1}')").await;
+    let sent = app
+        .post("/api/sse/send", &json!({"type": "note", "data": {"n": 2}}))
+        .await;
+    assert_eq!(sent.status, 202, "{}", sent.text());
+    let api_id = sent.json()["id"].as_i64().expect("the API says the id");
+    let published = |key: &'static str| {
+        let sql = &sql;
+        async move {
+            sql.one("select pgsse.published($1)", &[&key])
+                .await
+                .get::<_, Option<i64>>(0)
+        }
+    };
+    assert_eq!(published("mine-1").await, None, "not before its commit");
+    open_publish.exec("commit").await;
+    let mine = published("mine-1").await.expect("found by its key");
+    assert!(mine > api_id, "ids follow commit order");
+    let got: Vec<(String, i64)> = [
+        client.next_event().await,
+        client.next_event().await,
+        client.next_event().await,
+        client.next_event().await,
+    ]
+    .iter()
+    .map(|e| (e.event.clone(), e.id()))
+    .collect();
+    assert_eq!(got[0].0, "newBoard");
+    assert_eq!(got[2], ("note".to_owned(), api_id));
+    assert_eq!(got[3], ("note".to_owned(), mine));
+    open_board.exec("commit").await;
+    open_notification.exec("rollback").await;
+    assert_eq!(client.next_event().await.json()["board_name"], "open");
+
+    let reused = sql
+        .try_exec("select pgsse.publish('note', '{}', key => 'mine-1')")
+        .await
+        .unwrap_err();
+    let message = reused.as_db_error().unwrap().message().to_owned();
+    assert!(message.contains("already used"), "{message}");
 }
 
 #[tokio::test]

@@ -8,19 +8,17 @@ use tokio::net::{TcpListener, TcpSocket};
 
 use crate::auth::Verifier;
 use crate::config::Config;
-use crate::db::{self, DbError};
+use crate::db;
 use crate::http::{self, State};
 use crate::hub::Hub;
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::retention::{self, Retention};
-use crate::shutdown::{self, Trigger};
+use crate::shutdown::{self, Shutdown, Trigger};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("DATABASE_URL ({target}): {source}")]
-    Database { target: String, source: DbError },
     #[error("BIND_ADDR={addr}: cannot listen: {source}")]
     Bind {
         addr: SocketAddr,
@@ -28,12 +26,14 @@ pub enum StartError {
     },
 }
 
-/// A gateway that is migrated and bound, ready to run.
+/// A gateway that is bound, ready to run. It needs its database only once it runs, and waits for
+/// it there.
 pub struct App {
     tcp: TcpListener,
     state: Arc<State>,
     trigger: Trigger,
     retention: Arc<Retention>,
+    /// The database, for migrations.
     database: tokio_postgres::Config,
     max_connections: usize,
 }
@@ -49,31 +49,18 @@ const LISTEN_BACKLOG: u32 = 4096;
 const RESERVED_FILES: usize = 64;
 
 impl App {
-    /// Runs migrations, reads where the event log stands, and binds the HTTP port (port 0 picks a
-    /// free one; see [`App::local_addr`]).
+    /// Binds the HTTP port (port 0 picks a free one; see [`App::local_addr`]). The database is
+    /// not touched yet: a gateway started before its database serves at once and reports, in
+    /// `/readyz` and the log, what it waits for.
     pub async fn build(config: Config) -> Result<App, StartError> {
-        let target = describe(&config.database);
-        let database_error = |source| StartError::Database {
-            target: target.clone(),
-            source,
-        };
-        db::migrate(&config).await.map_err(database_error)?;
-        let pool = db::pool(&config);
-        let start = db::event_log_position(&pool)
-            .await
-            .map_err(database_error)?;
         let tcp = listen(config.bind_addr).map_err(|source| StartError::Bind {
             addr: config.bind_addr,
             source,
         })?;
         let (trigger, shutdown) = shutdown::channel();
         let state = Arc::new(State {
-            pool,
-            hub: Arc::new(Hub::new(
-                config.broadcast_capacity,
-                config.ring_capacity,
-                start,
-            )),
+            pool: db::pool(&config),
+            hub: Arc::new(Hub::new(config.broadcast_capacity, config.ring_capacity)),
             metrics: Arc::new(Metrics::default()),
             keepalive: config.keepalive,
             slow_client: config.slow_client,
@@ -91,18 +78,13 @@ impl App {
             max_events: config.retention_events,
             interval: config.prune_interval,
         };
-        log::info!(
-            "event log at {target} stands at event {} (pruned through {})",
-            start.last_id,
-            start.pruned_through
-        );
         let max_connections = connection_cap(&config);
         Ok(App {
             tcp,
             state,
             trigger,
             retention: Arc::new(retention),
-            database: db::for_listener(config.database),
+            database: config.database,
             max_connections,
         })
     }
@@ -124,16 +106,15 @@ impl App {
             database,
             max_connections,
         } = self;
-        let pruner = tokio::spawn(retention::run(
-            state.pool.clone(),
-            retention,
-            trigger.subscribe(),
-        ));
-        let listener = tokio::spawn(listener::run(
+        let background = tokio::spawn(with_database(
             database,
-            state.hub.clone(),
-            state.metrics.clone(),
-            trigger.subscribe(),
+            state.clone(),
+            retention,
+            [
+                trigger.subscribe(),
+                trigger.subscribe(),
+                trigger.subscribe(),
+            ],
         ));
         log::info!("listening on http://{}", tcp.local_addr().expect("bound"));
         http::server::serve(tcp, state, max_connections, stop, || {
@@ -142,10 +123,32 @@ impl App {
         })
         .await;
         trigger.wait_for_tasks().await;
-        let _ = listener.await;
-        let _ = pruner.await;
+        let _ = background.await;
         log::info!("stopped");
     }
+}
+
+/// What needs the database: the migrations, retried until the database is there, then the
+/// listener and the pruner, until shutdown.
+async fn with_database(
+    database: tokio_postgres::Config,
+    state: Arc<State>,
+    retention: Arc<Retention>,
+    [migrating, listening, pruning]: [Shutdown; 3],
+) {
+    log::info!("migrating {}", db::describe(&database));
+    if !db::migrate_until_done(&database, &state.metrics, migrating).await {
+        return;
+    }
+    tokio::join!(
+        listener::run(
+            db::for_listener(database),
+            state.hub.clone(),
+            state.metrics.clone(),
+            listening,
+        ),
+        retention::run(state.pool.clone(), retention, pruning),
+    );
 }
 
 /// Raises the open-file limit to the hard limit: each stream is a socket, and the default soft
@@ -206,19 +209,4 @@ fn connection_cap(config: &Config) -> usize {
         );
     }
     cap
-}
-
-/// `host:port/dbname` of a connection config, for messages (never the password).
-fn describe(pg: &tokio_postgres::Config) -> String {
-    let host = match pg.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        #[cfg(unix)]
-        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = pg.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "{host}:{port}/{}",
-        pg.get_dbname().unwrap_or("(default database)")
-    )
 }

@@ -6,11 +6,16 @@
 //! ring; older ones must be read from the event table. Nothing at or below
 //! [`Position::pruned_through`] is served to anyone: a client whose cursor is older is told to
 //! resync first, wherever the events it missed would come from.
+//!
+//! The hub starts unpositioned: the gateway serves before its database is reachable, and only the
+//! listener's first connection reads where the event log stands ([`Hub::start`]). Until then it
+//! has published nothing, its ring answers nothing, and subscribers learn their position once it
+//! is known ([`Hub::started`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::event::Frame;
 
@@ -18,19 +23,22 @@ pub struct Hub {
     sender: broadcast::Sender<Arc<Frame>>,
     // A std mutex: every critical section is a few pointer copies and never awaits.
     recent: Mutex<Recent>,
+    /// The id the hub started after, once it has started.
+    start: watch::Sender<Option<i64>>,
 }
 
 struct Recent {
     frames: VecDeque<Arc<Frame>>,
     capacity: usize,
     position: Position,
+    started: bool,
 }
 
 /// Where the hub stands in the event log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Position {
     /// The id of the last event published (or, before the first, of the last event in the table
-    /// when the gateway started).
+    /// when the hub started; 0 before it started).
     pub last_id: i64,
     /// Every event with an id above this that has been published is still in the ring.
     pub floor: i64,
@@ -51,27 +59,61 @@ pub struct Start {
 pub struct Subscription {
     pub receiver: broadcast::Receiver<Arc<Frame>>,
     /// The last id published when the receiver was created: every later event reaches the
-    /// receiver (unless it lags), every earlier one is in the ring or the table.
-    pub last_id: i64,
+    /// receiver (unless it lags), every earlier one is in the ring or the table. `None` before
+    /// the hub started: then every event after its start reaches the receiver.
+    pub last_id: Option<i64>,
 }
 
 impl Hub {
-    /// A hub positioned where the event log stood at startup.
-    pub fn new(broadcast_capacity: usize, ring_capacity: usize, start: Start) -> Hub {
+    /// A hub that has not started yet.
+    pub fn new(broadcast_capacity: usize, ring_capacity: usize) -> Hub {
         let (sender, _) = broadcast::channel(broadcast_capacity);
-        let last_id = start.last_id.max(start.pruned_through);
         Hub {
             sender,
             recent: Mutex::new(Recent {
                 frames: VecDeque::with_capacity(ring_capacity.min(1024)),
                 capacity: ring_capacity,
                 position: Position {
-                    last_id,
-                    floor: last_id,
-                    pruned_through: start.pruned_through,
+                    last_id: 0,
+                    floor: 0,
+                    pruned_through: 0,
                 },
+                started: false,
             }),
+            start: watch::Sender::new(None),
         }
+    }
+
+    /// Positions the hub where the event log stands, once; later calls change nothing.
+    pub fn start(&self, start: Start) {
+        let mut recent = self.lock();
+        if recent.started {
+            return;
+        }
+        let last_id = start.last_id.max(start.pruned_through);
+        recent.position = Position {
+            last_id,
+            floor: last_id,
+            pruned_through: start.pruned_through,
+        };
+        recent.started = true;
+        // Under the lock, so that a subscriber sees either no start and a later wake-up, or the
+        // start in `subscribe`.
+        self.start.send_replace(Some(last_id));
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.lock().started
+    }
+
+    /// Completes with the id the hub started after, once it has started.
+    pub async fn started(&self) -> i64 {
+        let mut start = self.start.subscribe();
+        let started = start.wait_for(Option::is_some).await;
+        started
+            .ok()
+            .and_then(|id| *id)
+            .expect("the hub's own sender outlives its receivers")
     }
 
     /// Sends a frame to every subscriber and keeps it in the ring. Frames whose id is not above
@@ -79,7 +121,7 @@ impl Hub {
     pub fn publish(&self, frame: Frame) -> bool {
         let frame = Arc::new(frame);
         let mut recent = self.lock();
-        if frame.id <= recent.position.last_id {
+        if !recent.started || frame.id <= recent.position.last_id {
             return false;
         }
         recent.position.last_id = frame.id;
@@ -101,6 +143,9 @@ impl Hub {
     /// id that was lost.
     pub fn pruned(&self, through: i64) -> Option<i64> {
         let mut recent = self.lock();
+        if !recent.started {
+            return None;
+        }
         let position = &mut recent.position;
         position.pruned_through = position.pruned_through.max(through);
         if through <= position.last_id {
@@ -118,7 +163,7 @@ impl Hub {
         let recent = self.lock();
         Subscription {
             receiver: self.sender.subscribe(),
-            last_id: recent.position.last_id,
+            last_id: recent.started.then_some(recent.position.last_id),
         }
     }
 
@@ -130,7 +175,7 @@ impl Hub {
     /// longer holds every event after `after` (the caller reads the table instead).
     pub fn frames_after(&self, after: i64, limit: usize) -> Option<Vec<Arc<Frame>>> {
         let recent = self.lock();
-        if after < recent.position.floor {
+        if !recent.started || after < recent.position.floor {
             return None;
         }
         let start = recent.frames.partition_point(|f| f.id <= after);
@@ -152,19 +197,22 @@ mod tests {
         Frame::render(id, "newBoard", &json!({ "board_id": id }), None)
     }
 
-    fn start(last_id: i64) -> Start {
-        Start {
+    /// A hub started after `last_id`.
+    fn hub(broadcast: usize, ring: usize, last_id: i64) -> Hub {
+        let hub = Hub::new(broadcast, ring);
+        hub.start(Start {
             last_id,
             pruned_through: 0,
-        }
+        });
+        hub
     }
 
     #[test]
     fn a_subscriber_gets_what_is_published_after_it_subscribed() {
-        let hub = Hub::new(8, 8, start(10));
+        let hub = hub(8, 8, 10);
         hub.publish(frame(11));
         let mut sub = hub.subscribe();
-        assert_eq!(sub.last_id, 11);
+        assert_eq!(sub.last_id, Some(11));
         hub.publish(frame(12));
         assert_eq!(sub.receiver.try_recv().unwrap().id, 12);
         assert!(sub.receiver.try_recv().is_err());
@@ -172,7 +220,7 @@ mod tests {
 
     #[test]
     fn an_event_offered_twice_is_published_once() {
-        let hub = Hub::new(8, 8, start(0));
+        let hub = hub(8, 8, 0);
         let mut sub = hub.subscribe();
         assert!(hub.publish(frame(1)));
         assert!(!hub.publish(frame(1)));
@@ -182,7 +230,7 @@ mod tests {
 
     #[test]
     fn the_ring_answers_only_while_it_holds_everything_after_the_cursor() {
-        let hub = Hub::new(8, 3, start(0));
+        let hub = hub(8, 3, 0);
         for id in 1..=5 {
             hub.publish(frame(id));
         }
@@ -204,21 +252,18 @@ mod tests {
 
     #[test]
     fn a_start_on_an_emptied_log_is_at_the_horizon() {
-        let hub = Hub::new(
-            8,
-            8,
-            Start {
-                last_id: 0,
-                pruned_through: 23,
-            },
-        );
-        assert_eq!(hub.subscribe().last_id, 23);
+        let hub = Hub::new(8, 8);
+        hub.start(Start {
+            last_id: 0,
+            pruned_through: 23,
+        });
+        assert_eq!(hub.subscribe().last_id, Some(23));
         assert_eq!(hub.position().pruned_through, 23);
     }
 
     #[test]
     fn pruning_past_what_was_published_moves_the_hub_and_tells_live_subscribers_once() {
-        let hub = Hub::new(8, 8, start(0));
+        let hub = hub(8, 8, 0);
         hub.publish(frame(1));
         let mut sub = hub.subscribe();
         assert_eq!(hub.pruned(1), None);
@@ -230,5 +275,25 @@ mod tests {
         assert_eq!(hub.position().last_id, 5);
         assert!(!hub.publish(frame(5)));
         assert!(hub.publish(frame(6)));
+    }
+
+    #[tokio::test]
+    async fn before_it_starts_the_hub_publishes_nothing_and_subscribers_learn_the_start_later() {
+        let hub = Hub::new(8, 8);
+        let mut early = hub.subscribe();
+        assert_eq!(early.last_id, None);
+        assert!(!hub.publish(frame(1)));
+        assert!(hub.frames_after(0, 10).is_none());
+        hub.start(Start {
+            last_id: 5,
+            pruned_through: 0,
+        });
+        hub.start(Start {
+            last_id: 9,
+            pruned_through: 0,
+        });
+        assert_eq!(hub.started().await, 5);
+        assert!(hub.publish(frame(6)));
+        assert_eq!(early.receiver.try_recv().unwrap().id, 6);
     }
 }

@@ -19,7 +19,8 @@
 //! - [`store`]: the SQL queries, one module per table; the SQL itself lives in `sql/`.
 //! - [`auth`]: HS256 access tokens; [`registry`]: the connected streams, who is on each, and the
 //!   per-user stream limit.
-//! - [`db`]: the connection pool and migrations; [`config`]: settings from the environment;
+//! - [`db`]: the connection pool, and migrations retried until the database is there (the gateway
+//!   serves before it is); [`backoff`]: the retry delays; [`config`]: settings from the environment;
 //!   [`metrics`]: counters; [`retention`]: prunes old events on a timer; [`shutdown`]: the stop
 //!   protocol; [`app`]: wires it all together.
 //! - [`bench`]: not the gateway: the load generator's core (`pgsse-bench`, the smoke test).
@@ -36,6 +37,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backoff;
 pub mod bench;
 pub mod config;
 pub mod db;

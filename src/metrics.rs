@@ -2,12 +2,17 @@
 //! update is one instruction and never waits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::Instant;
 
 pub struct Metrics {
     started: Instant,
     /// Whether the listener is connected and LISTENing; `/readyz` reports it.
     listening: AtomicBool,
+    /// Why the gateway is not ready (the database cannot be reached, the listener reconnects),
+    /// for `/readyz`. A std mutex: it is set on failures and read by probes, never held across
+    /// an await.
+    not_ready: Mutex<Option<String>>,
     /// Events the listener took from PostgreSQL and published (each counted once).
     pub events_received: AtomicU64,
     pub notifications_received: AtomicU64,
@@ -34,6 +39,7 @@ impl Default for Metrics {
         Metrics {
             started: Instant::now(),
             listening: AtomicBool::new(false),
+            not_ready: Mutex::new(Some("waiting for the database".to_owned())),
             events_received: AtomicU64::new(0),
             notifications_received: AtomicU64::new(0),
             notifications_rejected: AtomicU64::new(0),
@@ -54,6 +60,23 @@ impl Default for Metrics {
 impl Metrics {
     pub fn set_listening(&self, listening: bool) {
         self.listening.store(listening, Relaxed);
+        if listening {
+            *self.lock_not_ready() = None;
+        }
+    }
+
+    /// Records why the gateway is not ready, for `/readyz`.
+    pub fn set_not_ready(&self, why: String) {
+        *self.lock_not_ready() = Some(why);
+    }
+
+    /// Why the gateway is not ready, if it said.
+    pub fn not_ready(&self) -> Option<String> {
+        self.lock_not_ready().clone()
+    }
+
+    fn lock_not_ready(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.not_ready.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn is_listening(&self) -> bool {

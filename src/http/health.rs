@@ -28,14 +28,18 @@ pub fn routes(
     health.or(ready).or(metrics)
 }
 
-/// GET /readyz: ready once migrations are done (they are, or the server would not be up) and
-/// the listener is listening.
+/// GET /readyz: ready once migrations are done and the listener is listening; otherwise 503 with
+/// the reason (the database cannot be reached, and why; the listener reconnecting).
 fn ready(state: Arc<State>) -> impl Reply {
     if state.metrics.is_listening() {
         let body = json!({"status": "ready", "listener": "listening"});
         warp::reply::with_status(warp::reply::json(&body), StatusCode::OK)
     } else {
-        let body = json!({"status": "not ready", "listener": "reconnecting to PostgreSQL"});
+        let why = state
+            .metrics
+            .not_ready()
+            .unwrap_or_else(|| "the listener is connecting to PostgreSQL".to_owned());
+        let body = json!({"status": "not ready", "reason": why});
         warp::reply::with_status(warp::reply::json(&body), StatusCode::SERVICE_UNAVAILABLE)
     }
 }

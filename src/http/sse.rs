@@ -18,7 +18,7 @@ use super::filter::EventFilter;
 use super::params::{self, Query};
 use super::stream::{ClientStream, Opening};
 use super::{with_state, State};
-use crate::db;
+use crate::store::events;
 
 /// GET /sse/notifications/ (with or without the trailing slash)
 pub fn route(
@@ -113,14 +113,26 @@ fn stream_name(query: &Query, name: &'static str) -> Result<Option<String>, ApiE
 /// An id beyond the newest event (from another database, say) starts the client live rather
 /// than making it wait until ids pass it.
 async fn not_after_newest(state: &State, id: i64) -> i64 {
-    match db::event_log_position(&state.pool).await {
+    let read = async {
+        let client = state.pool.get().await.map_err(|e| e.to_string())?;
+        events::position(&client).await.map_err(|e| e.to_string())
+    };
+    let read = tokio::time::timeout(NEWEST_TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {NEWEST_TIMEOUT:?}")));
+    match read {
         Ok(log) => id.min(log.last_id.max(log.pruned_through)),
-        Err(err) => {
+        Err(err) if state.hub.is_started() => {
             log::warn!("cannot check resume id {id} against the event log ({err}); starting live");
             state.hub.position().last_id
         }
+        // The database has not been reached yet; the stream waits for it and resumes from `id`.
+        Err(_) => id,
     }
 }
+
+/// How long a stream request waits for the event log's newest id before it decides without it.
+const NEWEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The headers of a stream's response, besides those of HTTP/1.1's framing.
 pub(super) const RESPONSE_HEADERS: [(&str, &str); 3] = [

@@ -69,6 +69,11 @@ pub struct ClientStream {
     cursor: i64,
     /// The last id the client itself has been told (in an event or an id-only frame).
     told: i64,
+    /// Whether the client has been told (or told the server) where it stands; not yet for a live
+    /// stream opened before the hub knew where the event log stands.
+    positioned: bool,
+    /// Set until the hub has started, that is until the database has been reached.
+    awaiting_start: bool,
     /// Set while the client must read history before following live frames.
     catching_up: bool,
     /// Since when the client has been behind the live stream, if it is.
@@ -99,7 +104,11 @@ impl ClientStream {
     /// Opens a stream as `opening` describes.
     pub fn start(state: Arc<State>, opening: Opening) -> ClientStream {
         let subscription = state.hub.subscribe();
-        let cursor = opening.last_event_id.unwrap_or(subscription.last_id);
+        let started = subscription.last_id.is_some();
+        let cursor = opening
+            .last_event_id
+            .or(subscription.last_id)
+            .unwrap_or_default();
         let now = Instant::now();
         let closing = Gated::new(closing(
             state.shutdown.clone(),
@@ -113,6 +122,8 @@ impl ClientStream {
             closing,
             cursor,
             told: cursor,
+            positioned: started || opening.last_event_id.is_some(),
+            awaiting_start: !started,
             catching_up: opening.last_event_id.is_some(),
             behind_since: None,
             hopeless: false,
@@ -145,7 +156,9 @@ impl ClientStream {
             if self.hopeless {
                 return None;
             }
-            let step = if self.catching_up {
+            let step = if self.awaiting_start {
+                self.await_start().await
+            } else if self.catching_up {
                 self.catch_up().await
             } else {
                 // In this order: a flood of events must not hold off the end of a stream.
@@ -253,6 +266,30 @@ impl ClientStream {
     fn deliver(&self, chunk: Chunk) -> Step {
         metrics::add(&self.state.metrics.frames_delivered, chunk.events);
         chunk.into_step()
+    }
+
+    /// Waits, with keep-alives, until the hub knows where the event log stands (the database had
+    /// not been reached when the stream opened). Then a live client is told its position, the
+    /// id the hub started after (every later event is in its receiver), and a resuming one goes
+    /// on to catch up from its own.
+    async fn await_start(&mut self) -> Step {
+        let hub = self.state.hub.clone();
+        // Boxed: only streams opened before the database was reached ever wait here.
+        let started = Box::pin(async move { hub.started().await });
+        let start = tokio::select! {
+            biased;
+            close = &mut self.closing => return self.closed(close),
+            start = started => start,
+            () = &mut self.idle => return self.idle_elapsed(),
+        };
+        self.awaiting_start = false;
+        if self.positioned {
+            return Step::Continue;
+        }
+        self.positioned = true;
+        self.cursor = start;
+        self.told = start;
+        Step::Send(position(start, ""))
     }
 
     /// Sends the next page of history, or switches to live frames when there is none.
@@ -365,8 +402,13 @@ impl ClientStream {
             "session_id": viewer.session_id,
             "server_time": registry::rfc3339(std::time::SystemTime::now()),
         });
-        let position = self.cursor;
-        format!("{RETRY}id: {position}\n{OPEN}event: connection\ndata: {data}\n\n")
+        // Before the database is reached a live stream's position is not known yet; it follows
+        // as soon as it is.
+        let position = match self.positioned {
+            true => format!("id: {}\n", self.cursor),
+            false => String::new(),
+        };
+        format!("{RETRY}{position}{OPEN}event: connection\ndata: {data}\n\n")
     }
 
     fn closed(&self, close: Close) -> Step {
@@ -452,7 +494,7 @@ mod tests {
         let (trigger, shutdown) = shutdown::channel();
         let state = State {
             pool: db::pool(&config),
-            hub: Arc::new(Hub::new(4, 100, Default::default())),
+            hub: Arc::new(Hub::new(4, 100)),
             metrics: Arc::new(Metrics::default()),
             keepalive: Duration::from_secs(60),
             slow_client,
@@ -462,6 +504,7 @@ mod tests {
             registry: Arc::new(Registry::new(10)),
             demo_tokens: false,
         };
+        state.hub.start(Default::default());
         (Arc::new(state), trigger)
     }
 

@@ -12,10 +12,8 @@
 //! that can connect may send a notification on the channel; an unsigned one is counted and
 //! dropped, and never moves the hub's position.
 
-use std::collections::hash_map::RandomState;
 use std::convert::Infallible;
 use std::future::poll_fn;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +23,8 @@ use tokio::time::{timeout, Instant};
 use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Statement};
 
 use self::signed::NotifyKey;
+use crate::backoff::Backoff;
+use crate::db;
 use crate::event::{Event, Frame};
 use crate::hub::Hub;
 use crate::metrics::{self, Metrics};
@@ -78,11 +78,13 @@ pub async fn run(
         metrics.set_listening(false);
         metrics::inc(&metrics.listener_reconnects);
         let delay = backoff.next_delay();
+        let why = format!("listener: {}", db::explain(&err, &db::describe(&pg)));
         log::warn!(
-            "listener: {err}; reconnecting in {} ms (last event {})",
+            "{why}; reconnecting in {} ms (last event {})",
             delay.as_millis(),
             hub.position().last_id
         );
+        metrics.set_not_ready(why);
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shutdown.fired() => break,
@@ -118,6 +120,16 @@ async fn session(
         hub,
         metrics,
     };
+    if !hub.is_started() {
+        let start = within(events::position(&reader.client)).await?;
+        hub.start(start);
+        log::info!(
+            "event log at {} stands at event {} (pruned through {})",
+            db::describe(pg),
+            start.last_id,
+            start.pruned_through
+        );
+    }
     // LISTEN first, then read: whatever committed before LISTEN is in the table.
     reader.catch_up().await?;
     log::info!("listener: listening after event {}", hub.position().last_id);
@@ -304,52 +316,5 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Exponential backoff from 100 ms to 10 s, each delay jittered to between half and all of it so
-/// that many gateways do not reconnect in step.
-#[derive(Default)]
-struct Backoff {
-    attempt: u32,
-}
-
-impl Backoff {
-    fn next_delay(&mut self) -> Duration {
-        let ceiling = (100u64 << self.attempt.min(7)).min(10_000);
-        self.attempt += 1;
-        // RandomState is randomly seeded per instance: a source of jitter without a crate.
-        let random = RandomState::new().hash_one(self.attempt);
-        Duration::from_millis(ceiling / 2 + random % (ceiling / 2 + 1))
-    }
-
-    fn reset(&mut self) {
-        self.attempt = 0;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_ten_seconds_with_jitter_and_resets() {
-        let mut backoff = Backoff::default();
-        let delays: Vec<u128> = (0..30).map(|_| backoff.next_delay().as_millis()).collect();
-        // The ceiling doubles from 100 ms; each delay lies between half the ceiling and all of it.
-        for (attempt, ms) in delays.iter().enumerate().take(7) {
-            let ceiling = 100u128 << attempt;
-            assert!((ceiling / 2..=ceiling).contains(ms), "{delays:?}");
-        }
-        assert!(
-            delays[7..].iter().all(|ms| (5_000..=10_000).contains(ms)),
-            "{delays:?}"
-        );
-        assert!(
-            delays[7..].windows(2).any(|w| w[0] != w[1]),
-            "no jitter: {delays:?}"
-        );
-        backoff.reset();
-        assert!(backoff.next_delay() <= Duration::from_millis(100));
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, Statement};
 
 use crate::event::{Frame, Target};
+use crate::hub::Start;
 
 /// Rows per read when catching up from the table.
 pub const PAGE: i64 = 500;
@@ -16,6 +17,17 @@ pub struct Page {
     /// Every event with an id at or below this has been deleted by retention.
     pub pruned_through: i64,
     pub frames: Vec<Frame>,
+}
+
+/// Where the event log stands: its newest id and its horizon.
+pub async fn position(client: &Client) -> Result<Start, tokio_postgres::Error> {
+    let row = client
+        .query_one(include_str!("../../sql/event_log_position.sql"), &[])
+        .await?;
+    Ok(Start {
+        last_id: row.get("last_id"),
+        pruned_through: row.get("pruned_through"),
+    })
 }
 
 /// Prepares [`EVENTS_AFTER`] on a connection, for repeated use by [`after`].

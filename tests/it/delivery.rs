@@ -38,8 +38,9 @@ async fn a_long_open_transaction_holds_back_no_one_and_its_event_comes_after_its
 async fn open_transactions_that_make_events_hold_back_no_writer_and_a_key_finds_an_event() {
     let app = spawn_app().await;
     let sql = app.sql().await;
-    insert_board(&sql, "alice", "setup").await;
     let mut client = app.stream().await;
+    insert_board(&sql, "alice", "setup").await;
+    assert_eq!(client.next_event().await.json()["board_name"], "setup");
     // Every documented way of making an event, each in a transaction left open.
     let open_publish = app.sql().await;
     open_publish

@@ -9,7 +9,7 @@ use crate::support::pg::{self, Cluster};
 use crate::support::proxy::Proxy;
 use crate::support::{
     connect, fresh_database, insert_board, metric, newest_event, spawn_app, spawn_app_on,
-    spawn_writer, TestApp, WAIT,
+    spawn_app_unready, spawn_writer, TestApp, WAIT,
 };
 
 const STREAM: &str = "/sse/notifications/";
@@ -194,4 +194,85 @@ async fn the_listener_reads_what_was_committed_while_it_was_away() {
     check(&sql, &client, 0, through)
         .await
         .assert_clean("client");
+}
+
+/// `/readyz` until it answers 503 with a reason containing `says`.
+async fn not_ready_saying(app: &TestApp, says: &str) -> String {
+    let wait = async {
+        loop {
+            let ready = app.get("/readyz").await;
+            if ready.status == 503 {
+                let reason = ready.json()["reason"].as_str().unwrap_or("").to_owned();
+                if reason.contains(says) {
+                    return reason;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .unwrap_or_else(|_| panic!("/readyz did not say {says:?} in time"))
+}
+
+#[tokio::test]
+async fn a_gateway_started_before_its_database_exists_serves_and_delivers_once_it_appears() {
+    let cluster = pg::shared();
+    let url = cluster.url("late_arrival");
+    let app = spawn_app_unready(&url, &[("KEEPALIVE_SECS", "1")]).await;
+    assert_eq!(app.get("/healthz").await.status, 200);
+    let reason = not_ready_saying(&app, "does not exist").await;
+    assert!(reason.contains("late_arrival"), "{reason}");
+    assert!(reason.contains("create the database"), "{reason}");
+    // A browser's EventSource gives up for good on anything but a 200, so the stream opens.
+    let mut stream = app.stream().await;
+    assert_eq!(
+        stream.last_event_id, None,
+        "no position before the database is there"
+    );
+    let mut resumed = app.sse(STREAM, &[("Last-Event-ID", "0")]).await;
+    assert_eq!(resumed.status, 200);
+
+    // Five seconds without a database: the stream stays open on keep-alives alone.
+    assert_eq!(stream.event_within(Duration::from_secs(5)).await, None);
+    assert!(!stream.ended);
+    assert!(
+        stream
+            .comments
+            .iter()
+            .filter(|c| *c == "keep-alive")
+            .count()
+            >= 3
+    );
+    let admin = connect(&cluster.url("postgres")).await;
+    admin.exec("create database late_arrival").await;
+    app.wait_ready().await;
+    let sql = connect(&url).await;
+    let board = insert_board(&sql, "alice", "after the database appeared").await;
+    for client in [&mut stream, &mut resumed] {
+        let event = client.next_event().await;
+        assert_eq!(event.json()["board_id"], board);
+        assert_eq!(event.id(), 1);
+    }
+}
+
+#[tokio::test]
+async fn with_nothing_listening_at_the_database_address_readyz_says_so_and_health_answers() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres@127.0.0.1:{closed}/nothing");
+    let app = spawn_app_unready(&url, &[]).await;
+    assert_eq!(app.get("/healthz").await.status, 200);
+    let reason = not_ready_saying(&app, "refused").await;
+    assert!(
+        reason.contains(&format!(
+            "nothing accepts connections at 127.0.0.1:{closed}/nothing"
+        )),
+        "{reason}"
+    );
+    // The API says the database is unavailable, rather than failing some other way.
+    assert_eq!(app.get("/api/boards").await.status, 503);
 }

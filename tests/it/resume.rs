@@ -342,8 +342,8 @@ async fn live_clients_are_told_to_resync_when_events_were_pruned_while_the_liste
     let through_proxy = url.replace(&format!(":{}/", cluster.port), &format!(":{}/", proxy.port));
     let app = spawn_app_on(&through_proxy, &[]).await;
     let sql = connect(&url).await;
-    insert_board(&sql, "alice", "seen").await;
     let mut client = app.stream().await;
+    insert_board(&sql, "alice", "seen").await;
     assert_eq!(client.next_event().await.id(), 1);
 
     // The listener's connection goes silent; meanwhile three events commit and are pruned.
@@ -363,6 +363,14 @@ async fn a_stream_cut_before_its_first_event_resumes_from_where_it_began() {
     let sql = app.sql().await;
     insert_board(&sql, "alice", "before").await;
     let first = newest_event(&sql).await;
+    let published = async {
+        while metric(&app, "hub_last_event_id").await != first as f64 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, published)
+        .await
+        .expect("the gateway publishes the board");
     // A live stream (no Last-Event-ID) is told where it starts before anything else.
     let mut client = Recorder::connect(app.addr, STREAM, None).await;
     client.disconnect();

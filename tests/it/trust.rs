@@ -29,7 +29,8 @@ async fn forged_notifications_from_a_login_only_role_reach_no_one_and_hide_nothi
     let sql = app.sql().await;
     insert_board(&sql, "alice", "before").await;
     let start = newest_event(&sql).await;
-    let mut live = Recorder::connect(app.addr, STREAM, None).await;
+    // Following live events from `start` on.
+    let mut live = Recorder::connect(app.addr, STREAM, Some(start)).await;
 
     let mallory = role_name(&app.database_url, "mallory");
     sql.exec(&format!("create role {mallory} login")).await;

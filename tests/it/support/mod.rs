@@ -45,8 +45,15 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     spawn_app_on(&url, settings).await
 }
 
-/// Starts a gateway on an existing database.
+/// Starts a gateway on an existing database, and waits until it is ready.
 pub async fn spawn_app_on(database_url: &str, settings: &[(&str, &str)]) -> TestApp {
+    let app = spawn_app_unready(database_url, settings).await;
+    app.wait_ready().await;
+    app
+}
+
+/// Starts a gateway without waiting for it to be ready (its database may not be there yet).
+pub async fn spawn_app_unready(database_url: &str, settings: &[(&str, &str)]) -> TestApp {
     init_logging();
     let mut vars: HashMap<String, String> = [
         ("DATABASE_URL", database_url),
@@ -67,14 +74,12 @@ pub async fn spawn_app_on(database_url: &str, settings: &[(&str, &str)]) -> Test
     let task = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    let app = TestApp {
+    TestApp {
         addr,
         database_url: database_url.to_owned(),
         stop: Some(stop),
         task: Some(task),
-    };
-    app.wait_ready().await;
-    app
+    }
 }
 
 impl TestApp {

@@ -2,14 +2,23 @@
 //!
 //! The listener's dedicated connection is made in `listener`, never here: pooled connections are
 //! driven in the background, which throws notifications away.
+//!
+//! The gateway starts without its database: it serves at once, and the migrations are retried
+//! with backoff until the database is there (`/readyz` says why it waits meanwhile).
+
+mod hint;
+
+pub use hint::explain;
 
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+use crate::backoff::Backoff;
 use crate::config::Config;
-use crate::hub::Start;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -17,6 +26,9 @@ mod embedded {
 
 /// How long background work (replays, pruning) waits on the database before giving up.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connecting may take, the startup handshake included (tokio-postgres's own
+/// connect_timeout covers only the TCP connect).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serializes migrations between gateway instances starting together (refinery takes no lock).
 const MIGRATION_LOCK: i64 = 7_305_011_400;
@@ -25,6 +37,8 @@ const MIGRATION_LOCK: i64 = 7_305_011_400;
 pub enum DbError {
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(#[source] tokio_postgres::Error),
+    #[error("cannot connect to PostgreSQL: no answer within {CONNECT_TIMEOUT:?}")]
+    ConnectTimeout,
     #[error("database query failed: {0}")]
     Query(#[from] tokio_postgres::Error),
     #[error("migration failed: {0}")]
@@ -79,11 +93,42 @@ pub fn for_listener(pg: tokio_postgres::Config) -> tokio_postgres::Config {
     pg
 }
 
+/// Applies pending migrations, retrying with backoff until they are applied (`true`) or shutdown
+/// fires first (`false`). Each failure is logged with its cause and a hint, and `/readyz` gives
+/// the same reason until the database is there.
+pub async fn migrate_until_done(
+    pg: &tokio_postgres::Config,
+    metrics: &Metrics,
+    mut shutdown: Shutdown,
+) -> bool {
+    let target = describe(pg);
+    let mut backoff = Backoff::default();
+    loop {
+        let result = tokio::select! {
+            result = migrate(pg) => result,
+            () = shutdown.fired() => return false,
+        };
+        let err = match result {
+            Ok(()) => return true,
+            Err(err) => err,
+        };
+        let why = format!("database {target}: {}", explain(&err, &target));
+        let delay = backoff.next_delay();
+        log::warn!("{why}; retrying in {} ms", delay.as_millis());
+        metrics.set_not_ready(why);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.fired() => return false,
+        }
+    }
+}
+
 /// Applies pending migrations, holding an advisory lock so that two instances never race.
-pub async fn migrate(config: &Config) -> Result<(), DbError> {
-    let (mut client, connection) = with_timeouts(config.database.clone())
-        .connect(NoTls)
+async fn migrate(pg: &tokio_postgres::Config) -> Result<(), DbError> {
+    let pg = with_timeouts(pg.clone());
+    let (mut client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, pg.connect(NoTls))
         .await
+        .map_err(|_| DbError::ConnectTimeout)?
         .map_err(DbError::Connect)?;
     let driver = tokio::spawn(connection);
     client
@@ -102,14 +147,17 @@ pub async fn migrate(config: &Config) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Where the event log stands: its newest id and its horizon.
-pub async fn event_log_position(pool: &Pool) -> Result<Start, DbError> {
-    let client = pool.get().await?;
-    let row = client
-        .query_one(include_str!("../sql/event_log_position.sql"), &[])
-        .await?;
-    Ok(Start {
-        last_id: row.get("last_id"),
-        pruned_through: row.get("pruned_through"),
-    })
+/// `host:port/dbname` of a connection config, for messages (never the password).
+pub fn describe(pg: &tokio_postgres::Config) -> String {
+    let host = match pg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{host}:{port}/{}",
+        pg.get_dbname().unwrap_or("(default database)")
+    )
 }

@@ -12,6 +12,9 @@ pub const PAGE: i64 = 500;
 
 pub const EVENTS_AFTER: &str = include_str!("../../sql/events_after.sql");
 
+/// How far the event log has been pruned.
+pub const HORIZON: &str = "select pruned_through from pgsse.horizon";
+
 /// Events read from the table, and how far the log had been pruned when they were read.
 pub struct Page {
     /// Every event with an id at or below this has been deleted by retention.

@@ -385,3 +385,30 @@ async fn a_stream_cut_before_its_first_event_resumes_from_where_it_began() {
         .await
         .assert_clean("client");
 }
+
+#[tokio::test]
+async fn while_events_stream_in_the_gateway_still_learns_the_horizon_every_second() {
+    let app = spawn_app().await;
+    let sql = app.sql().await;
+    // An event every 50 ms for 10 s: every second of it sees notifications.
+    let writer = spawn_writer(&app.database_url, "w", 200, Duration::from_millis(50));
+    while newest_event(&sql).await < 20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sql.exec("select pgsse.prune('1 day', 5)").await;
+    let horizon: i64 = sql
+        .one("select pruned_through from pgsse.horizon", &[])
+        .await
+        .get(0);
+    assert!(horizon >= 15);
+    let learned = async {
+        while metric(&app, "event_log_pruned_through").await < horizon as f64 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, learned)
+        .await
+        .expect("the gateway reads the horizon while notifications flow");
+    assert!(!writer.is_finished(), "the writer was still writing");
+    writer.abort();
+}

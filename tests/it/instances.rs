@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::support::checker::{check, Recorder, Resume};
-use crate::support::{fresh_database, newest_event, pg, spawn_app_on, spawn_writer, WAIT};
+use crate::support::{fresh_database, newest_event, pg, spawn_app_on, spawn_writer};
 
 const STREAM: &str = "/sse/notifications/";
 

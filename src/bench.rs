@@ -162,6 +162,7 @@ pub async fn run_load(
         rows,
         tag,
         stalled: false,
+        kept_alive: false,
     });
     let mut stalled = Clients::new(Spec {
         gateway: target.gateway,
@@ -170,6 +171,7 @@ pub async fn run_load(
         rows,
         tag,
         stalled: true,
+        kept_alive: false,
     });
     stalled.add(load.stalled).await;
     clients.add(load.clients).await;

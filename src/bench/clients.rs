@@ -44,6 +44,9 @@ pub struct Spec {
     pub tag: u32,
     /// Whether the clients stall: they read nothing after their first block until resumed.
     pub stalled: bool,
+    /// Whether each client asks for the stream on a connection that served `GET /healthz`
+    /// first, as a browser's `EventSource` reuses the connection that served the page.
+    pub kept_alive: bool,
 }
 
 /// What every client task shares.
@@ -210,6 +213,9 @@ async fn open(
     let stream = connect_with(source, receive_buffer, gateway)
         .await
         .map_err(|e| format!("connect: {e}"))?;
+    if shared.spec.kept_alive {
+        request_first(&stream, gateway).await?;
+    }
     let request = format!(
         "GET {STREAM_PATH} HTTP/1.1\r\nHost: {gateway}\r\nAccept: text/event-stream\r\n\r\n"
     );
@@ -242,6 +248,39 @@ async fn open(
         return Err("the stream ended before its first block".into());
     }
     Ok(stream)
+}
+
+/// `GET /healthz` and its whole answer (a `200` with a `Content-Length`), leaving the connection
+/// open for the stream.
+async fn request_first(stream: &TcpStream, gateway: SocketAddr) -> Result<(), String> {
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {gateway}\r\n\r\n");
+    write_all(stream, request.as_bytes())
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let mut answer = Vec::new();
+    loop {
+        let n = read_with(stream, |bytes| {
+            answer.extend_from_slice(bytes);
+            bytes.len()
+        })
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("closed after GET /healthz".into());
+        }
+        let Some(end) = memchr::memmem::find(&answer, b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .ok_or("GET /healthz: no content-length")?;
+        if answer.len() >= end + 4 + length {
+            return Ok(());
+        }
+    }
 }
 
 /// A `200` with a chunked body, or the reason it is not.

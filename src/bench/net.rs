@@ -122,6 +122,11 @@ impl HttpConnection {
         Ok(HttpConnection { stream, addr })
     }
 
+    /// Where it is connected to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// `GET path`: the status and the body (which must have a Content-Length).
     pub async fn get(&mut self, path: &str) -> io::Result<(u16, String)> {
         let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr);

@@ -99,9 +99,14 @@ pub fn event_fields(block: &[u8]) -> (Option<i64>, Option<&str>) {
     let mut name = None;
     let mut data = false;
     for line in block.split(|b| *b == b'\n') {
-        if let Some(value) = line.strip_prefix(b"id: ") {
+        // A field's value may follow its colon with a space or without.
+        let field = |name: &[u8]| {
+            let value = line.strip_prefix(name)?.strip_prefix(b":")?;
+            Some(value.strip_prefix(b" ").unwrap_or(value))
+        };
+        if let Some(value) = field(b"id") {
             id = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
-        } else if let Some(value) = line.strip_prefix(b"data: ") {
+        } else if let Some(value) = field(b"data") {
             data = true;
             name = board_name(value);
         }
@@ -198,5 +203,7 @@ mod tests {
         assert_eq!(json_int_field(pg, b"id"), Some(7));
         assert_eq!(event_fields(b": keep-alive"), (None, None));
         assert_eq!(event_fields(b"retry: 2000\nid: 41\n: open"), (None, None));
+        let warp = b"event:newBoard\ndata:{\"board_id\":3,\"board_name\":\"b-1-2\"}\nid:42";
+        assert_eq!(event_fields(warp), (Some(42), Some("b-1-2")));
     }
 }

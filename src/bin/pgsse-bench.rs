@@ -132,8 +132,8 @@ async fn run_case(
                 .map_err(|_| format!("did not finish within {} s", limit.as_secs()))??;
             Ok(CaseResult::Load(Box::new(result)))
         }
-        Case::Idle => Ok(CaseResult::Idle(
-            idle::run(gateway, args, IDLE_SOURCES).await?,
+        Case::Idle { kept_alive } => Ok(CaseResult::Idle(
+            idle::run(gateway, args, IDLE_SOURCES, *kept_alive).await?,
         )),
         Case::Ingest => Ok(CaseResult::Ingest(
             ingest::run(gateway, &args.database_url, args.ingest).await?,

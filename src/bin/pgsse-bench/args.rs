@@ -34,7 +34,7 @@ usage: pgsse-bench [flags]
 /// (`STREAM_SEND_BUFFER`) after about 9 s of events, so for most of the case the gateway's
 /// writes to them wait.
 pub const STANDARD_MATRIX: &str =
-    "idle,1x500,1000x100,1000x100+100stalled:30s,10000x10,1000x500,ingest";
+    "idle,idle-kept,1x500,1000x100,1000x100+100stalled:30s,10000x10,1000x500,ingest";
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Case {
@@ -45,20 +45,25 @@ pub enum Case {
         /// Overrides `--seconds`.
         seconds: Option<f64>,
     },
-    Idle,
+    /// Idle streams; `kept_alive`: each on a connection that served a request first, as a
+    /// browser's `EventSource` opens its stream on the connection that served the page.
+    Idle {
+        kept_alive: bool,
+    },
     Ingest,
 }
 
 impl Case {
     fn parse(text: &str) -> Result<Case, String> {
         match text {
-            "idle" => Ok(Case::Idle),
+            "idle" => Ok(Case::Idle { kept_alive: false }),
+            "idle-kept" => Ok(Case::Idle { kept_alive: true }),
             "ingest" => Ok(Case::Ingest),
             _ => {
                 let bad = || {
                     format!(
                         "--cases: {text:?} is not CLIENTSxRATE, CLIENTSxRATE+Nstalled (either \
-                         with :Ss), idle or ingest"
+                         with :Ss), idle, idle-kept or ingest"
                     )
                 };
                 let (load, seconds) = match text.split_once(':') {
@@ -115,7 +120,8 @@ impl Case {
                 }
                 name
             }
-            Case::Idle => "idle connections".into(),
+            Case::Idle { kept_alive: false } => "idle connections".into(),
+            Case::Idle { kept_alive: true } => "idle connections, kept alive".into(),
             Case::Ingest => "ingest".into(),
         }
     }
@@ -195,7 +201,7 @@ mod tests {
     fn the_standard_matrix_parses() {
         let matrix = cases(STANDARD_MATRIX).unwrap();
         assert_eq!(
-            matrix[2],
+            matrix[3],
             Case::Load {
                 clients: 1000,
                 rate: 100.0,
@@ -204,7 +210,7 @@ mod tests {
             }
         );
         assert_eq!(
-            matrix[3],
+            matrix[4],
             Case::Load {
                 clients: 1000,
                 rate: 100.0,
@@ -213,10 +219,17 @@ mod tests {
             }
         );
         assert_eq!(
-            matrix[3].name(),
+            matrix[4].name(),
             "1000 clients, 100 rows/s, +100 stalled, 30 s"
         );
-        assert_eq!((&matrix[0], &matrix[6]), (&Case::Idle, &Case::Ingest));
+        assert_eq!(
+            (&matrix[0], &matrix[1], &matrix[7]),
+            (
+                &Case::Idle { kept_alive: false },
+                &Case::Idle { kept_alive: true },
+                &Case::Ingest
+            )
+        );
         assert_eq!(
             cases("10x5:2.5s").unwrap()[0].name(),
             "10 clients, 5 rows/s, 2.5 s"

@@ -29,11 +29,19 @@ impl Gateway {
 
     /// Every `pgsse_*` sample in `/metrics`.
     pub async fn metrics(&mut self) -> Result<HashMap<String, f64>, String> {
-        let (status, body) = self
-            .http
-            .get("/metrics")
-            .await
-            .map_err(|e| format!("GET /metrics: {e}"))?;
+        // The gateway closes a kept-alive connection that has been idle for its header-read
+        // timeout; one that was closed is opened again.
+        let answer = match self.http.get("/metrics").await {
+            Ok(answer) => Ok(answer),
+            Err(_) => match HttpConnection::open(self.http.addr()).await {
+                Ok(http) => {
+                    self.http = http;
+                    self.http.get("/metrics").await
+                }
+                Err(err) => Err(err),
+            },
+        };
+        let (status, body) = answer.map_err(|e| format!("GET /metrics: {e}"))?;
         if status != 200 {
             return Err(format!("GET /metrics: status {status}"));
         }

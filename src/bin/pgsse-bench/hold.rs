@@ -19,6 +19,8 @@ pub struct HoldArgs {
     pub clients: usize,
     pub sources: usize,
     pub source_offset: usize,
+    /// Whether each stream goes on a connection that served a request first.
+    pub kept_alive: bool,
 }
 
 impl HoldArgs {
@@ -28,6 +30,7 @@ impl HoldArgs {
             clients: 0,
             sources: 1,
             source_offset: 0,
+            kept_alive: false,
         };
         for pair in args.chunks(2) {
             let [flag, value] = pair else {
@@ -39,6 +42,7 @@ impl HoldArgs {
                 "--clients" => parsed.clients = value.parse().map_err(|_| bad())?,
                 "--sources" => parsed.sources = value.parse().map_err(|_| bad())?,
                 "--source-offset" => parsed.source_offset = value.parse().map_err(|_| bad())?,
+                "--kept-alive" => parsed.kept_alive = value == "1",
                 _ => return Err(format!("hold: unknown flag {flag}")),
             }
         }
@@ -57,6 +61,7 @@ pub async fn run(args: HoldArgs) {
         rows: 0,
         tag: 0,
         stalled: false,
+        kept_alive: args.kept_alive,
     });
     let mut held = 0;
     while held < args.clients {

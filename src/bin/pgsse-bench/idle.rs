@@ -19,6 +19,8 @@ const RETURNED: f64 = 0.10;
 
 #[derive(Debug, Serialize)]
 pub struct IdleResult {
+    /// Whether each stream was opened on a connection that served a request first.
+    pub kept_alive: bool,
     pub target: usize,
     pub held: usize,
     pub stopped_because: String,
@@ -39,6 +41,7 @@ pub async fn run(
     gateway: &mut Gateway,
     args: &Args,
     first_source: usize,
+    kept_alive: bool,
 ) -> Result<IdleResult, String> {
     gateway
         .wait_for_clients(0.0, Duration::from_secs(30))
@@ -51,7 +54,7 @@ pub async fn run(
     while held < args.idle_max && stop.is_none() {
         let count = (args.idle_max - held).min(PER_PROCESS);
         let offset = first_source + helpers.len() * SOURCES_PER_PROCESS;
-        let mut helper = spawn_helper(args, count, offset)?;
+        let mut helper = spawn_helper(args, count, offset, kept_alive)?;
         let stdout = helper.stdout.take().expect("stdout is piped");
         let progress = tokio::task::spawn_blocking(move || follow(stdout, held));
         let (got, reason) = progress.await.map_err(|e| e.to_string())?;
@@ -77,6 +80,7 @@ pub async fn run(
     let rss_after = watch_rss(gateway, args.idle_watch).await;
     let returned = returned_after(rss_before, rss_held, &rss_after);
     Ok(IdleResult {
+        kept_alive,
         target: args.idle_max,
         held,
         stopped_because,
@@ -95,13 +99,19 @@ pub async fn run(
     })
 }
 
-fn spawn_helper(args: &Args, count: usize, offset: usize) -> Result<Child, String> {
+fn spawn_helper(
+    args: &Args,
+    count: usize,
+    offset: usize,
+    kept_alive: bool,
+) -> Result<Child, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
     Command::new(exe)
         .args(["hold", "--gateway", &args.gateway.to_string()])
         .args(["--clients", &count.to_string()])
         .args(["--sources", &SOURCES_PER_PROCESS.to_string()])
         .args(["--source-offset", &offset.to_string()])
+        .args(["--kept-alive", if kept_alive { "1" } else { "0" }])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

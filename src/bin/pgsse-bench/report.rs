@@ -126,7 +126,8 @@ fn load_row(out: &mut String, notes: &mut String, r: &LoadResult) {
 fn idle_row(out: &mut String, notes: &mut String, r: &IdleResult) {
     let _ = writeln!(
         out,
-        "| idle connections (up to {}) | {} / – | – | – | – | – | – | – | {} | – |",
+        "| idle connections{} (up to {}) | {} / – | – | – | – | – | – | – | {} | – |",
+        if r.kept_alive { ", kept alive" } else { "" },
         r.target,
         r.held,
         number(r.kib_per_connection, 1)
@@ -139,8 +140,13 @@ fn idle_row(out: &mut String, notes: &mut String, r: &IdleResult) {
     };
     let _ = writeln!(
         notes,
-        "- idle: held {} in {:.0} s; stopped: {}. Gateway RSS {} MiB before, {} MiB holding them; \
+        "- idle{}: held {} in {:.0} s; stopped: {}. Gateway RSS {} MiB before, {} MiB holding them; \
          after they left: {returned}, {} MiB after {} s ({} streams still counted).",
+        if r.kept_alive {
+            " (each stream on a connection that served GET /healthz first)"
+        } else {
+            ""
+        },
         r.held,
         r.seconds_to_connect,
         r.stopped_because,

@@ -9,13 +9,15 @@ use tokio::net::{TcpListener, TcpSocket};
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::db;
-use crate::http::{self, State};
+use crate::http::State;
 use crate::hub::Hub;
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::retention::{self, Retention};
+use crate::server;
 use crate::shutdown::{self, Shutdown, Trigger};
+use crate::stream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -35,7 +37,7 @@ pub struct App {
     retention: Arc<Retention>,
     /// The database, for migrations.
     database: tokio_postgres::Config,
-    max_connections: usize,
+    limits: server::Limits,
 }
 
 /// Connections the kernel may hold for the server to accept (capped by net.core.somaxconn). The
@@ -58,17 +60,29 @@ impl App {
             source,
         })?;
         let (trigger, shutdown) = shutdown::channel();
-        let state = Arc::new(State {
-            pool: db::pool(&config),
-            hub: Arc::new(Hub::new(config.broadcast_capacity, config.ring_capacity)),
-            metrics: Arc::new(Metrics::default()),
+        let max_connections = connection_cap(&config);
+        let max_streams = config.max_streams.unwrap_or(max_connections);
+        log::info!("serving up to {max_streams} streams at once");
+        let pool = db::pool(&config);
+        let hub = Arc::new(Hub::new(config.broadcast_capacity, config.ring_capacity));
+        let metrics = Arc::new(Metrics::default());
+        let streams = Arc::new(stream::Settings {
+            hub: hub.clone(),
+            pool: pool.clone(),
+            metrics: metrics.clone(),
             keepalive: config.keepalive,
             slow_client: config.slow_client,
-            stream_send_buffer: config.stream_send_buffer,
             shutdown,
+        });
+        let state = Arc::new(State {
+            pool,
+            hub,
+            metrics,
+            streams,
             auth: config.auth_secret.as_deref().map(Verifier::new),
-            registry: Arc::new(Registry::new(config.max_streams_per_user)),
+            registry: Arc::new(Registry::new(config.max_streams_per_user, max_streams)),
             demo_tokens: config.demo_tokens,
+            body_timeout: config.body_read_timeout,
         });
         if state.auth.is_none() {
             log::info!("authentication is off: streams are open to anyone (set AUTH_JWT_SECRET)");
@@ -78,14 +92,20 @@ impl App {
             max_events: config.retention_events,
             interval: config.prune_interval,
         };
-        let max_connections = connection_cap(&config);
+        let limits = server::Limits {
+            max_connections,
+            send_buffer: config.stream_send_buffer,
+            header_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+            shutdown_grace: config.shutdown_grace,
+        };
         Ok(App {
             tcp,
             state,
             trigger,
             retention: Arc::new(retention),
             database: config.database,
-            max_connections,
+            limits,
         })
     }
 
@@ -104,7 +124,7 @@ impl App {
             trigger,
             retention,
             database,
-            max_connections,
+            limits,
         } = self;
         let background = tokio::spawn(with_database(
             database,
@@ -117,7 +137,7 @@ impl App {
             ],
         ));
         log::info!("listening on http://{}", tcp.local_addr().expect("bound"));
-        http::server::serve(tcp, state, max_connections, stop, || {
+        server::serve(tcp, state, limits, stop, || {
             log::info!("shutting down: ending streams and the listener");
             trigger.fire();
         })

@@ -46,6 +46,35 @@ pub const SETTINGS: &[Setting] = &[
                minus DB_POOL_SIZE minus 64)",
     },
     Setting {
+        name: "MAX_STREAMS",
+        default: Some(""),
+        help: "event streams open at once, HTTP/1.1 and HTTP/2 alike; beyond it a stream request \
+               gets 503 with Retry-After (unset: MAX_CONNECTIONS)",
+    },
+    Setting {
+        name: "HEADER_READ_TIMEOUT_SECS",
+        default: Some("15"),
+        help: "seconds a client has to send a request head, on a new connection and between \
+               requests on a kept-alive HTTP/1.1 one; then its connection is closed",
+    },
+    Setting {
+        name: "BODY_READ_TIMEOUT_SECS",
+        default: Some("30"),
+        help: "seconds a client has to send a request body to the API; then it gets 408",
+    },
+    Setting {
+        name: "IDLE_TIMEOUT_SECS",
+        default: Some("120"),
+        help: "a connection on which no byte has moved either way for this long is closed: an \
+               HTTP/2 connection with nothing to say, a stream whose client stopped reading",
+    },
+    Setting {
+        name: "SHUTDOWN_GRACE_SECS",
+        default: Some("10"),
+        help: "on SIGTERM, seconds the open streams and requests have to finish once told to; \
+               then what is left is closed and the gateway exits",
+    },
+    Setting {
         name: "BROADCAST_CAPACITY",
         default: Some("4096"),
         help: "events buffered for live clients before a slow one must catch up from history",
@@ -114,6 +143,14 @@ pub struct Config {
     pub pool_size: usize,
     /// Connections served at once; `None` derives it from the open-file limit.
     pub max_connections: Option<usize>,
+    /// Streams open at once; `None` is the connection cap.
+    pub max_streams: Option<usize>,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    /// A connection with no bytes moving either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// How long, after SIGTERM, streams and requests have to finish before they are cut.
+    pub shutdown_grace: Duration,
     /// Capacity of the live fan-out channel; a client further behind than this catches up from
     /// the ring or the event table.
     pub broadcast_capacity: usize,
@@ -166,13 +203,12 @@ impl Config {
             bind_addr: env.parse("BIND_ADDR", SocketAddr::from_str)?,
             keepalive: Duration::from_secs(env.parse("KEEPALIVE_SECS", positive)?),
             pool_size: env.parse("DB_POOL_SIZE", positive)?,
-            max_connections: env.parse("MAX_CONNECTIONS", |v| {
-                if v.is_empty() {
-                    Ok(None)
-                } else {
-                    positive(v).map(Some)
-                }
-            })?,
+            max_connections: env.parse("MAX_CONNECTIONS", optional_positive)?,
+            max_streams: env.parse("MAX_STREAMS", optional_positive)?,
+            header_read_timeout: seconds(&env, "HEADER_READ_TIMEOUT_SECS")?,
+            body_read_timeout: seconds(&env, "BODY_READ_TIMEOUT_SECS")?,
+            idle_timeout: seconds(&env, "IDLE_TIMEOUT_SECS")?,
+            shutdown_grace: seconds(&env, "SHUTDOWN_GRACE_SECS")?,
             broadcast_capacity: env.parse("BROADCAST_CAPACITY", positive)?,
             ring_capacity: env.parse("RING_CAPACITY", positive)?,
             retention_age: Duration::from_secs(env.parse("RETENTION_SECS", positive)?),
@@ -272,6 +308,20 @@ fn flag(value: &str) -> Result<bool, String> {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err("expected 1 or 0".into()),
+    }
+}
+
+/// A positive number of seconds.
+fn seconds(env: &Env<'_>, name: &'static str) -> Result<Duration, ConfigError> {
+    env.parse(name, positive).map(Duration::from_secs)
+}
+
+/// A positive whole number, or nothing when empty.
+fn optional_positive(value: &str) -> Result<Option<usize>, String> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        positive(value).map(Some)
     }
 }
 

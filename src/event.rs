@@ -1,9 +1,8 @@
-//! Events as the database records them, and the SSE frames rendered from them.
+//! Events as the database records them, and the frames the streams send of them.
 //!
-//! A frame is rendered once per event and shared by every client (`Bytes` clones are reference
-//! counts), so the cost of formatting does not grow with the number of clients.
+//! A frame's data is serialised once per event and shared by every client (frames travel as
+//! `Arc<Frame>`), so the cost of serialising does not grow with the number of clients.
 
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -36,6 +35,11 @@ pub struct Viewer {
     pub user: Option<String>,
     pub client_id: String,
     pub session_id: Option<String>,
+    /// Whether `user` comes from a verified token. Then a stream's clientId and sessionId are
+    /// its user's own: an event for a client or session reaches only the streams of the user it
+    /// names, and one that names no user reaches nobody (another user may declare the same
+    /// clientId).
+    pub authenticated: bool,
 }
 
 impl Target {
@@ -57,13 +61,17 @@ impl Target {
         fn matches(wanted: &Option<String>, actual: Option<&str>) -> bool {
             wanted.as_deref().is_none_or(|w| actual == Some(w))
         }
+        let by_name_only = self.user.is_none() && (self.client.is_some() || self.session.is_some());
+        if viewer.authenticated && by_name_only {
+            return false;
+        }
         matches(&self.user, viewer.user.as_deref())
             && matches(&self.client, Some(&viewer.client_id))
             && matches(&self.session, viewer.session_id.as_deref())
     }
 }
 
-/// One event, rendered as the bytes of an SSE message.
+/// One event, ready to send: its id, its kind, and its data as compact JSON.
 #[derive(Debug)]
 pub struct Frame {
     pub id: i64,
@@ -72,8 +80,9 @@ pub struct Frame {
     pub board_id: Option<i64>,
     /// Who may receive it; `None` for everyone.
     pub target: Option<Box<Target>>,
-    /// `id: …\nevent: …\ndata: …\n\n`, ready to write; empty for a gap.
-    pub bytes: Bytes,
+    /// The data as compact JSON, which never holds a raw line break, so it is one `data:` line
+    /// of SSE whatever its strings hold; empty for a gap.
+    pub data: Box<str>,
     /// Not an event: the events after the last one published up to this frame's id were pruned
     /// before the gateway could read them. Each live client renders its own `resync` for it.
     gap: bool,
@@ -87,27 +96,18 @@ impl Event {
 }
 
 impl Frame {
-    /// Renders an event's SSE message. `data` is written as compact JSON, which never contains a
-    /// raw line break, so the message stays one `data:` line whatever the strings hold.
+    /// Renders an event: `data` is serialised here, once for every client.
     pub fn render(id: i64, kind: &str, data: &Value, target: Option<Target>) -> Frame {
         // Kinds come from the database's own functions; drop control characters all the same so a
         // stray line break can never split the frame.
         let kind: Box<str> = kind.chars().filter(|c| !c.is_control()).collect();
         let json = serde_json::to_string(data).expect("a JSON value always serializes");
-        let mut text = String::with_capacity(json.len() + kind.len() + 40);
-        text.push_str("id: ");
-        text.push_str(&id.to_string());
-        text.push_str("\nevent: ");
-        text.push_str(&kind);
-        text.push_str("\ndata: ");
-        text.push_str(&json);
-        text.push_str("\n\n");
         Frame {
             id,
             board_id: data.get("board_id").and_then(Value::as_i64),
             target: target.map(Box::new),
             kind,
-            bytes: Bytes::from(text),
+            data: json.into(),
             gap: false,
         }
     }
@@ -119,7 +119,7 @@ impl Frame {
             kind: "resync".into(),
             board_id: None,
             target: None,
-            bytes: Bytes::new(),
+            data: "".into(),
             gap: true,
         }
     }
@@ -136,17 +136,15 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_frame_is_one_sse_message_with_compact_json() {
+    fn a_frame_holds_compact_json_on_one_line() {
         let frame = Frame::render(
             7,
-            "newBoard",
+            "new\nBoard",
             &json!({"board_id": 3, "board_name": "a\r\nb"}),
             None,
         );
-        assert_eq!(
-            &frame.bytes[..],
-            b"id: 7\nevent: newBoard\ndata: {\"board_id\":3,\"board_name\":\"a\\r\\nb\"}\n\n"
-        );
+        assert_eq!(&*frame.data, r#"{"board_id":3,"board_name":"a\r\nb"}"#);
+        assert_eq!(&*frame.kind, "newBoard");
         assert_eq!(frame.board_id, Some(3));
     }
 

@@ -171,15 +171,29 @@ impl Hub {
         self.lock().position
     }
 
-    /// Up to `limit` ring frames with ids above `after`, oldest first; `None` when the ring no
-    /// longer holds every event after `after` (the caller reads the table instead).
-    pub fn frames_after(&self, after: i64, limit: usize) -> Option<Vec<Arc<Frame>>> {
+    /// Ring frames with ids above `after`, oldest first: up to `limit` of them, and no more once
+    /// their data passes `max_bytes` (the first always comes). `None` when the ring no longer
+    /// holds every event after `after` (the caller reads the table instead).
+    pub fn frames_after(
+        &self,
+        after: i64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Option<Vec<Arc<Frame>>> {
         let recent = self.lock();
         if !recent.started || after < recent.position.floor {
             return None;
         }
         let start = recent.frames.partition_point(|f| f.id <= after);
-        Some(recent.frames.range(start..).take(limit).cloned().collect())
+        let mut bytes = 0;
+        let page = recent.frames.range(start..).take(limit).enumerate();
+        let page = page.take_while(|(n, frame)| {
+            let within = *n == 0 || bytes < max_bytes;
+            bytes += frame.data.len();
+            within
+        });
+        let page = page.map(|(_, frame)| frame);
+        Some(page.cloned().collect())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
@@ -244,10 +258,16 @@ mod tests {
             }
         );
         let ids = |v: Vec<Arc<Frame>>| v.iter().map(|f| f.id).collect::<Vec<_>>();
-        assert_eq!(hub.frames_after(2, 10).map(ids), Some(vec![3, 4, 5]));
-        assert_eq!(hub.frames_after(3, 1).map(ids), Some(vec![4]));
-        assert_eq!(hub.frames_after(5, 10).map(ids), Some(vec![]));
-        assert!(hub.frames_after(1, 10).is_none());
+        assert_eq!(
+            hub.frames_after(2, 10, usize::MAX).map(ids),
+            Some(vec![3, 4, 5])
+        );
+        assert_eq!(hub.frames_after(3, 1, usize::MAX).map(ids), Some(vec![4]));
+        // Each frame's data is 14 bytes: the page stops once it holds 20.
+        assert_eq!(hub.frames_after(2, 10, 20).map(ids), Some(vec![3, 4]));
+        assert_eq!(hub.frames_after(2, 10, 0).map(ids), Some(vec![3]));
+        assert_eq!(hub.frames_after(5, 10, usize::MAX).map(ids), Some(vec![]));
+        assert!(hub.frames_after(1, 10, usize::MAX).is_none());
     }
 
     #[test]
@@ -283,7 +303,7 @@ mod tests {
         let mut early = hub.subscribe();
         assert_eq!(early.last_id, None);
         assert!(!hub.publish(frame(1)));
-        assert!(hub.frames_after(0, 10).is_none());
+        assert!(hub.frames_after(0, 10, usize::MAX).is_none());
         hub.start(Start {
             last_id: 5,
             pruned_through: 0,

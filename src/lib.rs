@@ -10,19 +10,22 @@
 //! - [`listener`]: one dedicated connection that `LISTEN`s, forwards each event whose signature
 //!   verifies (`listener::signed`) to the hub, and reads the table for anything a notification
 //!   could not carry or it missed while away.
-//! - [`hub`]: the in-memory fan-out (a broadcast of frames rendered once) and a ring of recent
+//! - [`hub`]: the in-memory fan-out (a broadcast of frames serialised once) and a ring of recent
 //!   frames for replays.
-//! - [`event`]: events as the database records them, rendered into SSE frames.
-//! - [`http`]: the routes: the SSE stream (`http::sse`, `http::stream`), the REST API and health;
-//!   `http::server` accepts connections (the `MAX_CONNECTIONS` cap and its reserve) and hands a
-//!   stream straight to `http::direct`, which writes it to the socket, and the rest to hyper.
+//! - [`event`]: events as the database records them, and the frames made of them.
+//! - [`stream`]: the stream engine: one client's cursor over the log, from history to live
+//!   frames, as warp SSE events (its own [`stream::Settings`]; no HTTP in it).
+//! - [`http`]: the routes: the stream request (`http::sse`, answered with warp's SSE reply of a
+//!   stream), the REST API, health and pages.
+//! - [`server`]: the transport: accepting connections (`MAX_CONNECTIONS` and its reserve),
+//!   HTTP/1.1 or HTTP/2 through hyper, the timeouts, and the shutdown grace.
 //! - [`store`]: the SQL queries, one module per table; the SQL itself lives in `sql/`.
-//! - [`auth`]: HS256 access tokens; [`registry`]: the connected streams, who is on each, and the
-//!   per-user stream limit.
+//! - [`auth`]: HS256 access tokens; [`registry`]: the connected streams, who is on each, the
+//!   stream cap and the per-user stream limit.
 //! - [`db`]: the connection pool, and migrations retried until the database is there (the gateway
 //!   serves before it is); [`backoff`]: the retry delays; [`config`]: settings from the environment;
 //!   [`metrics`]: counters; [`retention`]: prunes old events on a timer; [`shutdown`]: the stop
-//!   protocol; [`app`]: wires it all together.
+//!   protocol; [`gate`]: a future polled only after it woke; [`app`]: wires it all together.
 //! - [`bench`]: not the gateway: the load generator's core (`pgsse-bench`, the smoke test).
 //!
 //! # Invariants
@@ -33,7 +36,10 @@
 //! - Only `listener` sees `AsyncMessage`; no pooled connection ever `LISTEN`s.
 //! - The hub does no I/O and never waits for a client.
 //! - Every client is a cursor (the last id it was sent); what it receives is strictly increasing.
-//! - A targeted event reaches only streams whose user, clientId and sessionId match its target.
+//! - A targeted event reaches only streams whose user, clientId and sessionId match its target;
+//!   with authentication on, a client or session belongs to its user.
+//! - Every stream is a warp SSE reply through hyper; nothing in `src/` writes HTTP by hand.
+//! - Every wait for a client has a deadline, and every buffer a stream holds a bound in bytes.
 
 pub mod app;
 pub mod auth;
@@ -42,14 +48,17 @@ pub mod bench;
 pub mod config;
 pub mod db;
 pub mod event;
+pub mod gate;
 pub mod http;
 pub mod hub;
 pub mod listener;
 pub mod metrics;
 pub mod registry;
 pub mod retention;
+pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod stream;
 
 pub use app::App;
 pub use config::Config;

@@ -1,6 +1,7 @@
-//! The streams connected to this gateway: who is on each (for `/api/sse/clients`), and the
-//! per-user limit: when a user opens more than `MAX_STREAMS_PER_USER` streams, the oldest is
-//! closed, so that a tab reopening never locks its user out.
+//! The streams connected to this gateway: who is on each (for `/api/sse/clients`), the cap on
+//! streams (`MAX_STREAMS`, HTTP/1.1 and HTTP/2 streams alike), and the per-user limit: when a
+//! user opens more than `MAX_STREAMS_PER_USER` streams, the oldest is closed, so that a tab
+//! reopening never locks its user out.
 //!
 //! No I/O: registering, listing and closing are a few map operations under a short lock.
 
@@ -20,6 +21,24 @@ pub struct Registry {
     // A std mutex: each critical section is a map update and never awaits.
     inner: Mutex<Inner>,
     max_per_user: usize,
+    /// Streams connected at once, at most.
+    max_streams: usize,
+}
+
+/// Who a new stream says it is.
+pub struct Claim {
+    pub user: Option<String>,
+    /// Made up when the client gave none.
+    pub client_id: Option<String>,
+    pub session_id: Option<String>,
+    /// Whether `user` comes from a verified token (authentication is on).
+    pub authenticated: bool,
+}
+
+/// The registry already holds `MAX_STREAMS` streams.
+#[derive(Debug)]
+pub struct Full {
+    pub max_streams: usize,
 }
 
 #[derive(Default)]
@@ -50,23 +69,29 @@ pub struct Registration {
 }
 
 impl Registry {
-    pub fn new(max_per_user: usize) -> Registry {
+    pub fn new(max_per_user: usize, max_streams: usize) -> Registry {
         Registry {
             inner: Mutex::new(Inner::default()),
             max_per_user,
+            max_streams,
         }
     }
 
-    /// Adds a stream. A `client_id` is made up when the client gave none. If the user now has
-    /// more than the allowed streams, the oldest of them is told to close.
-    pub fn register(
-        self: &Arc<Self>,
-        user: Option<String>,
-        client_id: Option<String>,
-        session_id: Option<String>,
-        filters: Value,
-    ) -> Registration {
+    /// Adds a stream, unless `MAX_STREAMS` are connected. If the user now has more than the
+    /// allowed streams, the oldest of them is told to close.
+    pub fn register(self: &Arc<Self>, claim: Claim, filters: Value) -> Result<Registration, Full> {
+        let Claim {
+            user,
+            client_id,
+            session_id,
+            authenticated,
+        } = claim;
         let mut inner = self.lock();
+        if inner.streams.len() >= self.max_streams {
+            return Err(Full {
+                max_streams: self.max_streams,
+            });
+        }
         inner.next_key += 1;
         let key = inner.next_key;
         let client_id = client_id.unwrap_or_else(|| {
@@ -79,6 +104,7 @@ impl Registry {
                 user: user.clone(),
                 client_id,
                 session_id,
+                authenticated,
             },
             filters,
             connected_at: SystemTime::now(),
@@ -99,10 +125,10 @@ impl Registry {
                 stream.evicted.notify_one();
             }
         }
-        Registration {
+        Ok(Registration {
             registry: self.clone(),
             entry,
-        }
+        })
     }
 
     /// How many streams are connected now.
@@ -176,12 +202,20 @@ mod tests {
 
     #[test]
     fn the_oldest_stream_of_a_user_is_told_to_close_beyond_the_limit() {
-        let registry = Arc::new(Registry::new(2));
+        let registry = Arc::new(Registry::new(2, 100));
         let alice = || Some("alice".to_owned());
-        let first = registry.register(alice(), None, None, Value::Null);
-        let second = registry.register(alice(), Some("tab".into()), None, Value::Null);
-        let bob = registry.register(Some("bob".into()), None, None, Value::Null);
-        let third = registry.register(alice(), None, None, Value::Null);
+        let first = registry
+            .register(claim(alice(), None), Value::Null)
+            .unwrap();
+        let second = registry
+            .register(claim(alice(), Some("tab")), Value::Null)
+            .unwrap();
+        let bob = registry
+            .register(claim(Some("bob".into()), None), Value::Null)
+            .unwrap();
+        let third = registry
+            .register(claim(alice(), None), Value::Null)
+            .unwrap();
         // The first stream has a stored permit; the others none.
         let closed = |r: &Registration| {
             futures_util::FutureExt::now_or_never(r.entry.evicted.notified()).is_some()
@@ -193,6 +227,26 @@ mod tests {
         drop(first);
         let keys: Vec<u64> = registry.list().iter().map(|e| e.key).collect();
         assert_eq!(keys, [2, 3, 4]);
+    }
+
+    fn claim(user: Option<String>, client_id: Option<&str>) -> Claim {
+        Claim {
+            user,
+            client_id: client_id.map(str::to_owned),
+            session_id: None,
+            authenticated: false,
+        }
+    }
+
+    #[test]
+    fn beyond_max_streams_a_stream_is_refused_until_one_leaves() {
+        let registry = Arc::new(Registry::new(10, 2));
+        let first = registry.register(claim(None, None), Value::Null).unwrap();
+        let _second = registry.register(claim(None, None), Value::Null).unwrap();
+        let refused = registry.register(claim(None, None), Value::Null);
+        assert_eq!(refused.err().map(|f| f.max_streams), Some(2));
+        drop(first);
+        assert!(registry.register(claim(None, None), Value::Null).is_ok());
     }
 
     #[test]

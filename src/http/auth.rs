@@ -3,7 +3,13 @@
 //! Tokens are accepted from `Authorization: Bearer …`, the `pgsse_token` cookie, or the
 //! `access_token` query parameter (a browser's `EventSource` cannot send headers). They are never
 //! written to logs: nothing in the gateway logs request lines, headers or query strings.
+//!
+//! A cookie is sent by the browser whoever made the page, so a `POST` or `DELETE` authenticated
+//! by the cookie must come from one of the gateway's own pages: its `Origin` must be the
+//! gateway's. (JSON bodies must also say `Content-Type: application/json`, which no plain HTML
+//! form can send to another site.)
 
+use warp::http::{HeaderMap, Method};
 use warp::{Filter, Rejection};
 
 use super::error::ApiError;
@@ -14,16 +20,80 @@ use crate::auth::{self, Claims};
 /// The cookie a browser may carry its token in.
 pub const COOKIE: &str = "pgsse_token";
 
-/// The request's token, if it carries one, from wherever it is.
-pub fn token() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("authorization")
-        .and(warp::cookie::optional::<String>(COOKIE))
+/// The request's token, if it carries one, from wherever it is; an error for a request with two
+/// `Authorization` headers, or one whose cookie comes on a `POST` or `DELETE` from another site.
+pub fn token(
+) -> impl Filter<Extract = (Result<Option<String>, ApiError>,), Error = Rejection> + Clone {
+    warp::method()
+        .and(warp::header::headers_cloned())
+        .and(warp::host::optional())
         .and(warp::query::<Query>())
         .map(
-            |header: Option<String>, cookie: Option<String>, query: Query| {
-                choose_token(header.as_deref(), cookie.as_deref(), &query)
+            |method: Method, headers: HeaderMap, host: Option<_>, query: Query| {
+                let authority: Option<warp::host::Authority> = host;
+                let authorization = single_header(&headers, "Authorization")?;
+                let cookie = cookie(&headers, COOKIE);
+                let token = choose_token(authorization, cookie.as_deref(), &query);
+                // The cookie is the credential only when no header is given.
+                let by_cookie = authorization.is_none() && cookie.is_some();
+                if by_cookie && matches!(method, Method::POST | Method::DELETE) {
+                    same_origin(&headers, authority.as_ref().map(|a| a.as_str()))?;
+                }
+                Ok(token)
             },
         )
+}
+
+/// The value of a header that may appear once: `None` when absent, a `400` naming it when it
+/// appears twice (proxies and servers disagree on which of two to take) or is not text.
+pub fn single_header<'h>(
+    headers: &'h HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'h str>, ApiError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(
+            name,
+            format!("the request has more than one {name} header"),
+        ));
+    }
+    value
+        .to_str()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(name, format!("the {name} header is not plain text")))
+}
+
+/// A cookie's value, from any of the request's `Cookie` headers (HTTP/2 sends one per cookie).
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then(|| value.to_owned())
+        })
+}
+
+/// Refuses a request whose `Origin` is not the gateway's own address (the `Host` it was asked
+/// for), with a `403`.
+fn same_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), ApiError> {
+    let origin = headers.get("origin").and_then(|v| v.to_str().ok());
+    let origin_host = origin
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, host)| host);
+    match (origin_host, host) {
+        (Some(origin), Some(host)) if origin.eq_ignore_ascii_case(host) => Ok(()),
+        _ => Err(ApiError::Forbidden(format!(
+            "a POST or DELETE signed in by the {COOKIE} cookie must come from the gateway's own \
+             pages (Origin {}); send the token in an Authorization header instead",
+            origin.unwrap_or("missing")
+        ))),
+    }
 }
 
 /// The token among the `Authorization` header's value, the cookie's value and the query: the

@@ -20,16 +20,16 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
     let create = warp::path!("api" / "boards")
         .and(warp::post())
-        .and(body::json())
+        .and(body::json(state.body_timeout))
         .and(with_state(state.clone()))
         .then(create);
     let list = warp::path!("api" / "boards")
-        .and(warp::get())
+        .and(super::read())
         .and(warp::query::<Query>())
         .and(with_state(state.clone()))
         .then(list);
     let get = warp::path!("api" / "boards" / i64)
-        .and(warp::get())
+        .and(super::read())
         .and(with_state(state))
         .then(get);
     create.or(list).or(get)

@@ -1,5 +1,7 @@
 //! Reading JSON request bodies, with a size limit.
 
+use std::time::Duration;
+
 use bytes::{Buf, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
@@ -11,19 +13,45 @@ use super::error::ApiError;
 pub const LIMIT: usize = 64 * 1024;
 
 /// Extracts the body parsed as `T`, or the error to answer with. It never rejects, so a bad body
-/// is answered by the route that matched instead of falling through to the next one.
+/// is answered by the route that matched instead of falling through to the next one. The whole
+/// body must arrive within `timeout`, and say `Content-Type: application/json` (which also keeps
+/// other sites' plain HTML forms out).
 pub fn json<T: DeserializeOwned + Send>(
+    timeout: Duration,
 ) -> impl Filter<Extract = (Result<T, ApiError>,), Error = warp::Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
+        .and(warp::header::optional::<String>("content-type"))
         .and(warp::body::stream())
-        .then(|length: Option<u64>, body| async move {
-            // A declared length over the limit is refused before reading a byte.
-            if length.is_some_and(|n| n > LIMIT as u64) {
-                return Err(too_large());
-            }
-            let bytes = read_limited(body).await?;
-            parse(&bytes)
-        })
+        .then(
+            move |length: Option<u64>, kind: Option<String>, body| async move {
+                if !kind.as_deref().is_some_and(is_json) {
+                    return Err(ApiError::UnsupportedMediaType(format!(
+                        "the request body must be JSON, sent with Content-Type: application/json \
+                         (got {})",
+                        kind.as_deref().unwrap_or("none")
+                    )));
+                }
+                // A declared length over the limit is refused before reading a byte.
+                if length.is_some_and(|n| n > LIMIT as u64) {
+                    return Err(too_large());
+                }
+                let bytes = tokio::time::timeout(timeout, read_limited(body))
+                    .await
+                    .map_err(|_| {
+                        ApiError::RequestTimeout(format!(
+                            "the request body did not arrive within {} s",
+                            timeout.as_secs()
+                        ))
+                    })??;
+                parse(&bytes)
+            },
+        )
+}
+
+/// `application/json`, with or without parameters such as `charset=utf-8`.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
 }
 
 fn too_large() -> ApiError {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use tokio_postgres::error::SqlState;
-use warp::http::StatusCode;
+use warp::http::{HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,18 +22,32 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    /// `allow` lists the methods the route takes (empty when not known).
+    #[error("{message}")]
+    MethodNotAllowed {
+        message: String,
+        allow: &'static str,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A body that is not JSON where JSON is read.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The client did not send its body in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// Well-formed, but refers to something that does not exist (an unknown user, say).
     #[error("{message}")]
     Unprocessable {
         message: String,
         field: Option<&'static str>,
     },
+    /// The gateway is at one of its caps; the client may retry after `retry_after` seconds
+    /// (here, or at another instance).
+    #[error("{message}")]
+    Full { message: String, retry_after: u64 },
     /// PostgreSQL cannot be reached; the client may retry.
     #[error("the database is unavailable, try again shortly")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -70,11 +84,13 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Full { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,9 +116,20 @@ impl Reply for ApiError {
         };
         let mut response =
             warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
-        if let ApiError::Unauthorized(_) = self {
-            let challenge = warp::http::HeaderValue::from_static("Bearer");
-            response.headers_mut().insert("www-authenticate", challenge);
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unauthorized(_) => {
+                let challenge = HeaderValue::from_static("Bearer");
+                headers.insert("www-authenticate", challenge);
+            }
+            ApiError::MethodNotAllowed { allow, .. } if !allow.is_empty() => {
+                headers.insert("allow", HeaderValue::from_static(allow));
+            }
+            ApiError::Full { retry_after, .. } => {
+                headers.insert("retry-after", HeaderValue::from(retry_after));
+                headers.insert("cache-control", HeaderValue::from_static("no-store"));
+            }
+            _ => {}
         }
         response
     }

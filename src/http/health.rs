@@ -15,14 +15,14 @@ pub fn routes(
     state: Arc<State>,
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
     let health = warp::path!("healthz")
-        .and(warp::get())
+        .and(super::read())
         .map(|| warp::reply::json(&json!({"status": "ok"})));
     let ready = warp::path!("readyz")
-        .and(warp::get())
+        .and(super::read())
         .and(with_state(state.clone()))
         .map(ready);
     let metrics = warp::path!("metrics")
-        .and(warp::get())
+        .and(super::read())
         .and(with_state(state))
         .then(metrics);
     health.or(ready).or(metrics)

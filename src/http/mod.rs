@@ -1,21 +1,17 @@
-//! The HTTP surface: a routing table, the state handlers share, and the translation of warp's
-//! own rejections (unknown route, wrong method, bad query) into the API's JSON errors.
+//! The HTTP routes: a routing table, the state handlers share, and the translation of warp's own
+//! rejections (unknown route, wrong method, bad query) into the API's JSON errors. Connections
+//! are accepted and served by [`crate::server`]; event streams are made by [`crate::stream`].
 
 mod auth;
 mod boards;
 mod body;
-mod chunk;
-mod direct;
 pub mod error;
 mod filter;
-mod gate;
 mod health;
 mod params;
 mod paths;
 mod publish;
-pub mod server;
 mod sse;
-mod stream;
 mod users;
 mod validate;
 mod web;
@@ -26,7 +22,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use warp::http::header::LOCATION;
-use warp::http::StatusCode;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
@@ -35,42 +31,109 @@ use crate::auth::Verifier;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::shutdown::Shutdown;
+use crate::stream;
 
 /// What every handler can reach.
 pub struct State {
     pub pool: Pool,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
-    /// Quiet time after which a stream gets a keep-alive comment.
-    pub keepalive: Duration,
-    /// How long a client may stay behind the live stream before it is disconnected to resume.
-    pub slow_client: Duration,
-    /// The kernel send buffer of a stream's socket; `None` leaves the kernel's sizing.
-    pub stream_send_buffer: Option<usize>,
-    /// Streams end when this fires; each stream holds a clone.
-    pub shutdown: Shutdown,
+    /// What every event stream shares.
+    pub streams: Arc<stream::Settings>,
     /// Checks access tokens; `None` when authentication is off.
     pub auth: Option<Verifier>,
     /// The connected streams.
     pub registry: Arc<Registry>,
     /// Whether `POST /api/demo/token` hands out tokens (demos only).
     pub demo_tokens: bool,
+    /// How long a client may take to send a request body.
+    pub body_timeout: Duration,
 }
 
-/// Every route of the gateway.
+/// Every route of the gateway, for a connection of the reserve beyond `MAX_CONNECTIONS` or not.
 pub fn routes(
     state: Arc<State>,
+    reserve: bool,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    sse::route(state.clone())
+    sse::refused_on_reserve(state.clone(), reserve)
+        .or(sse::route(state.clone()))
         .or(health::routes(state.clone()))
         .or(users::routes(state.clone()))
         .or(boards::routes(state.clone()))
         .or(publish::routes(state.clone()))
         .or(paths::routes(state))
         .or(web::routes())
+        .or(wrong_method())
         .or(web::not_found())
         .recover(rejection)
+}
+
+/// Each route's path and the methods it takes, for the `Allow` header of a `405`: the routing
+/// table above, seen by path. `*` stands for one segment, a final `**` for the rest.
+const ALLOWED: &[(&str, &str)] = &[
+    ("/", "GET, HEAD"),
+    ("/sse", "GET, HEAD"),
+    ("/sse/test", "GET, HEAD"),
+    ("/sse/notifications", "GET, HEAD"),
+    ("/boards", "GET, HEAD"),
+    ("/boards/*", "GET, HEAD"),
+    ("/assets/**", "GET, HEAD"),
+    ("/api/users", "POST"),
+    ("/api/users/*", "GET, HEAD"),
+    ("/api/boards", "GET, HEAD, POST"),
+    ("/api/boards/*", "GET, HEAD"),
+    ("/api/boards/*/paths", "GET, HEAD, POST"),
+    ("/api/paths/*", "GET, HEAD"),
+    ("/api/sse/send", "POST"),
+    ("/api/sse/clients", "GET, HEAD"),
+    ("/api/demo/token", "POST, DELETE"),
+    ("/healthz", "GET, HEAD"),
+    ("/readyz", "GET, HEAD"),
+    ("/metrics", "GET, HEAD"),
+];
+
+/// A request for a route's path with a method the route does not take: `405` with `Allow`.
+/// Anything else is left to the filters after it.
+fn wrong_method() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path::full().and(warp::method()).and_then(
+        |path: warp::path::FullPath, method: Method| async move {
+            let allow = allowed(path.as_str()).ok_or_else(warp::reject::not_found)?;
+            if allow.split(", ").any(|m| m == method.as_str()) {
+                // The route takes the method and refused the request for another reason.
+                return Err(warp::reject::not_found());
+            }
+            let message = format!("{method} is not allowed here; this route takes {allow}");
+            Ok(ApiError::MethodNotAllowed { message, allow }.into_response())
+        },
+    )
+}
+
+/// The methods of the route at `path`, if there is one.
+fn allowed(path: &str) -> Option<&'static str> {
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    ALLOWED.iter().find_map(|(pattern, allow)| {
+        let pattern: Vec<&str> = pattern.split('/').collect();
+        let matches = match pattern.split_last() {
+            Some((&"**", head)) => {
+                segments.len() > head.len() && head.iter().zip(&segments).all(same_segment)
+            }
+            _ => pattern.len() == segments.len() && pattern.iter().zip(&segments).all(same_segment),
+        };
+        matches.then_some(*allow)
+    })
+}
+
+fn same_segment((pattern, segment): (&&str, &&str)) -> bool {
+    *pattern == "*" || pattern == segment
+}
+
+/// GET, or HEAD: answered as the GET would be, without the body (hyper leaves it out).
+pub fn read() -> impl Filter<Extract = (), Error = Rejection> + Copy {
+    warp::get().or(warp::head()).unify()
 }
 
 /// Hands the shared state to a handler.
@@ -95,7 +158,10 @@ async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
             field: None,
         }
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::MethodNotAllowed("method not allowed on this route".into())
+        ApiError::MethodNotAllowed {
+            message: "method not allowed on this route".into(),
+            allow: "",
+        }
     } else {
         ApiError::Internal(format!("unhandled rejection: {rejection:?}").into())
     };
@@ -113,4 +179,21 @@ pub fn created(resource: &impl serde::Serialize, location: String) -> Response {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_finds_its_routes_methods() {
+        assert_eq!(allowed("/api/boards"), Some("GET, HEAD, POST"));
+        assert_eq!(allowed("/api/boards/7/paths/"), Some("GET, HEAD, POST"));
+        assert_eq!(allowed("/sse/notifications/"), Some("GET, HEAD"));
+        assert_eq!(allowed("/assets/css/style.css"), Some("GET, HEAD"));
+        assert_eq!(allowed("/"), Some("GET, HEAD"));
+        assert_eq!(allowed("/assets"), None);
+        assert_eq!(allowed("/api/boards/7/other"), None);
+        assert_eq!(allowed("/nowhere"), None);
+    }
 }

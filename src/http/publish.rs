@@ -29,22 +29,23 @@ pub fn routes(
     let send = warp::path!("api" / "sse" / "send")
         .and(warp::post())
         .and(auth::token())
-        .and(body::json())
+        .and(body::json(state.body_timeout))
         .and(with_state(state.clone()))
         .then(send);
     let clients = warp::path!("api" / "sse" / "clients")
-        .and(warp::get())
+        .and(super::read())
         .and(auth::token())
         .and(with_state(state.clone()))
         .then(clients);
     let demo = warp::path!("api" / "demo" / "token")
         .and(warp::post())
-        .and(body::json())
+        .and(body::json(state.body_timeout))
         .and(with_state(state))
         .then(demo_token);
     let sign_out = warp::path!("api" / "demo" / "token")
         .and(warp::delete())
-        .map(sign_out);
+        .and(auth::token())
+        .then(sign_out);
     send.or(clients).or(demo).or(sign_out)
 }
 
@@ -83,12 +84,23 @@ fn empty_object() -> Value {
 /// POST /api/sse/send `{"type", "data"?, "target"?: {"userId"?, "clientId"?, "sessionId"?}}`:
 /// 202 with the event's id.
 async fn send(
-    token: Option<String>,
+    token: Result<Option<String>, ApiError>,
     body: Result<Send, ApiError>,
     state: Arc<State>,
 ) -> Result<impl Reply, ApiError> {
-    auth::require_admin(&state, token.as_deref())?;
+    auth::require_admin(&state, token?.as_deref())?;
     let body = body?;
+    let by_name_only = body.target.user_id.is_none()
+        && (body.target.client_id.is_some() || body.target.session_id.is_some());
+    if state.auth.is_some() && by_name_only {
+        // Any user may declare any clientId or sessionId; with authentication on they are
+        // each user's own, so such a target must say whose.
+        return Err(ApiError::bad_request(
+            "target.userId",
+            "with authentication on, a target.clientId or target.sessionId needs target.userId: \
+             streams name their clients and sessions for their own user",
+        ));
+    }
     let client = state.pool.get().await?;
     let recipient = match body.target.user_id {
         None => None,
@@ -124,8 +136,11 @@ async fn send(
 }
 
 /// GET /api/sse/clients: the streams connected to this gateway.
-async fn clients(token: Option<String>, state: Arc<State>) -> Result<impl Reply, ApiError> {
-    auth::require_admin(&state, token.as_deref())?;
+async fn clients(
+    token: Result<Option<String>, ApiError>,
+    state: Arc<State>,
+) -> Result<impl Reply, ApiError> {
+    auth::require_admin(&state, token?.as_deref())?;
     let clients: Vec<Value> = state
         .registry
         .list()
@@ -137,7 +152,10 @@ async fn clients(token: Option<String>, state: Arc<State>) -> Result<impl Reply,
                 "session_id": entry.viewer.session_id,
                 "connected_since": rfc3339(entry.connected_at),
                 "last_event_id": entry.last_event_id.load(Relaxed),
-                "filters": entry.filters,
+                "filters": match &entry.filters {
+                    Value::Null => json!({ "events": null, "board_id": null }),
+                    filters => filters.clone(),
+                },
             })
         })
         .collect();
@@ -181,8 +199,13 @@ async fn demo_token(
 }
 
 /// DELETE /api/demo/token: 204, and the token cookie cleared (a page cannot clear an HttpOnly
-/// cookie itself).
-fn sign_out() -> impl Reply {
+/// cookie itself). Only from the gateway's own pages when the cookie comes with it.
+async fn sign_out(token: Result<Option<String>, ApiError>) -> Result<impl Reply, ApiError> {
+    token?;
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    warp::reply::with_header(StatusCode::NO_CONTENT, "set-cookie", cookie)
+    Ok(warp::reply::with_header(
+        StatusCode::NO_CONTENT,
+        "set-cookie",
+        cookie,
+    ))
 }

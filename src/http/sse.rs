@@ -1,32 +1,68 @@
-//! `GET /sse/notifications/`: checks the request, then hands the connection to a
-//! [`ClientStream`](super::stream::ClientStream).
+//! `GET /sse/notifications/`: checks the request, then answers with warp's SSE reply of a
+//! [`ClientStream`], with warp's keep-alive.
 //!
 //! Everything that can be wrong with a request is answered here, with a JSON error, before the
 //! first byte of the stream: a browser's `EventSource` gives up for good on a non-200 answer, so
 //! once a stream has started it is never turned into an error.
 
+use std::convert::Infallible;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use warp::http::HeaderValue;
+use futures_util::Stream;
+use tokio::time::Instant;
+use warp::http::{HeaderMap, HeaderValue, Method};
 use warp::reply::Response;
+use warp::sse::Event;
 use warp::{Filter, Reply};
 
 use super::auth;
 use super::error::ApiError;
-use super::filter::EventFilter;
+use super::filter;
 use super::params::{self, Query};
-use super::stream::{ClientStream, Opening};
 use super::{with_state, State};
+use crate::registry::Claim;
 use crate::store::events;
+use crate::stream::{ClientStream, EventFilter, Opening};
 
-/// GET /sse/notifications/ (with or without the trailing slash)
+/// What a client refused at a cap is told to wait before trying again.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// Any request for the stream on a connection of the reserve (beyond `MAX_CONNECTIONS`), however
+/// it is framed: `503` with `Retry-After`. On other connections this matches nothing.
+pub fn refused_on_reserve(
+    state: Arc<State>,
+    reserve: bool,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("sse" / "notifications")
+        .and(with_state(state))
+        .and_then(move |state: Arc<State>| async move {
+            if !reserve {
+                return Err(warp::reject::not_found());
+            }
+            state.metrics.streams_refused.fetch_add(1, Relaxed);
+            let max = state.metrics.connections_max.load(Relaxed);
+            log::debug!("stream request refused: {max} connections open (MAX_CONNECTIONS)");
+            Ok(ApiError::Full {
+                message: format!(
+                    "the gateway is serving its maximum of {max} connections (MAX_CONNECTIONS); \
+                     try again in {RETRY_AFTER_SECS} s"
+                ),
+                retry_after: RETRY_AFTER_SECS,
+            }
+            .into_response())
+        })
+}
+
+/// GET (or HEAD) /sse/notifications/ (with or without the trailing slash)
 pub fn route(
     state: Arc<State>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("sse" / "notifications")
-        .and(warp::get())
-        .and(warp::header::optional::<String>("last-event-id"))
+        .and(super::read())
+        .and(warp::method())
+        .and(warp::header::headers_cloned())
         .and(warp::query::<Query>())
         .and(auth::token())
         .and(with_state(state))
@@ -34,61 +70,151 @@ pub fn route(
 }
 
 async fn open(
-    header: Option<String>,
+    method: Method,
+    headers: HeaderMap,
     query: Query,
-    token: Option<String>,
+    token: Result<Option<String>, ApiError>,
     state: Arc<State>,
 ) -> Response {
-    match start(header, query, token, state).await {
-        Ok(stream) => stream_response(stream),
+    let keepalive = state.streams.keepalive;
+    let request = match check(&headers, &query, token, &state) {
+        Ok(request) => request,
+        Err(err) => return err.into_response(),
+    };
+    // A probe's HEAD is answered as the GET would be, without opening a stream.
+    if method == Method::HEAD {
+        return sse_response(futures_util::stream::empty(), keepalive);
+    }
+    match start(request, &state).await {
+        Ok(stream) => sse_response(stream.into_events(), keepalive),
         Err(err) => err.into_response(),
     }
 }
 
-/// Checks a stream request and opens its stream.
-pub(super) async fn start(
-    header: Option<String>,
-    query: Query,
-    token: Option<String>,
-    state: Arc<State>,
-) -> Result<ClientStream, ApiError> {
-    let claims = auth::identify(&state, token.as_deref())?;
+/// A stream request that passed every check.
+struct StreamRequest {
+    last_event_id: Option<i64>,
+    filter: EventFilter,
+    claim: Claim,
+    expires_at: Option<Instant>,
+}
+
+/// Checks everything about a stream request that needs no I/O.
+fn check(
+    headers: &HeaderMap,
+    query: &Query,
+    token: Result<Option<String>, ApiError>,
+    state: &State,
+) -> Result<StreamRequest, ApiError> {
+    let claims = auth::identify(state, token?.as_deref())?;
+    check_parameter_names(query)?;
     // The header is what a browser sends when it reconnects; it wins over the query parameter.
-    let last_event_id = match header {
-        Some(value) => parse_event_id("Last-Event-ID", &value)?,
-        None => match params::get(&query, "lastEventId") {
+    let last_event_id = match auth::single_header(headers, "Last-Event-ID")? {
+        Some(value) => parse_event_id("Last-Event-ID", value)?,
+        None => match params::get(query, "lastEventId") {
             Some(value) => parse_event_id("lastEventId", value)?,
             None => None,
         },
     };
-    let filter = EventFilter::from_query(&query)?;
+    let filter = filter::from_query(query)?;
     let user = match &claims {
-        Some(claims) if params::get(&query, "userId").is_some() => {
+        Some(claims) if params::get(query, "userId").is_some() => {
             return Err(ApiError::bad_request(
                 "userId",
                 format!("userId is not accepted with authentication on; this stream is {:?}'s, from its token", claims.sub),
             ))
         }
         Some(claims) => Some(claims.sub.clone()),
-        None => stream_name(&query, "userId")?,
+        None => stream_name(query, "userId")?,
     };
-    let last_event_id = match last_event_id {
-        Some(id) if id > state.hub.position().last_id => Some(not_after_newest(&state, id).await),
-        other => other,
-    };
-    let registration = state.registry.register(
+    let claim = Claim {
         user,
-        stream_name(&query, "clientId")?,
-        stream_name(&query, "sessionId")?,
-        filter.describe(),
-    );
-    let opening = Opening {
+        client_id: stream_name(query, "clientId")?,
+        session_id: stream_name(query, "sessionId")?,
+        authenticated: claims.is_some(),
+    };
+    // A token valid for longer than an Instant can reach (exp = u64::MAX, say) never ends its
+    // stream, rather than overflowing.
+    let expires_at = claims.and_then(|c| {
+        let left = Duration::from_secs(c.exp.saturating_sub(crate::auth::now()));
+        Instant::now().checked_add(left)
+    });
+    Ok(StreamRequest {
         last_event_id,
         filter,
-        registration,
-        expires_in: claims.map(|c| Duration::from_secs(c.exp.saturating_sub(crate::auth::now()))),
+        claim,
+        expires_at,
+    })
+}
+
+/// Opens the stream of a checked request, unless `MAX_STREAMS` are open.
+async fn start(request: StreamRequest, state: &State) -> Result<ClientStream, ApiError> {
+    let last_event_id = match request.last_event_id {
+        Some(id) if id > state.hub.position().last_id => Some(not_after_newest(state, id).await),
+        other => other,
     };
-    Ok(ClientStream::start(state, opening))
+    let registration = state
+        .registry
+        .register(request.claim, request.filter.describe())
+        .map_err(|full| {
+            state.metrics.streams_refused.fetch_add(1, Relaxed);
+            ApiError::Full {
+                message: format!(
+                    "the gateway is serving its maximum of {} streams (MAX_STREAMS); try again in \
+                     {RETRY_AFTER_SECS} s",
+                    full.max_streams
+                ),
+                retry_after: RETRY_AFTER_SECS,
+            }
+        })?;
+    let opening = Opening {
+        last_event_id,
+        filter: request.filter,
+        registration,
+        expires_at: request.expires_at,
+    };
+    Ok(ClientStream::start(state.streams.clone(), opening))
+}
+
+/// The stream's query parameters. Unknown ones are ignored (cache-busters such as `_=17…`),
+/// but another spelling of one of these (`boardId`, `lastEventID`, `event`, `access-token`)
+/// would silently do nothing, so it is refused with the right name.
+const PARAMETERS: &[&str] = &[
+    "lastEventId",
+    "events",
+    "board_id",
+    "clientId",
+    "sessionId",
+    "access_token",
+    "userId",
+];
+
+fn check_parameter_names(query: &Query) -> Result<(), ApiError> {
+    for (name, _) in query {
+        if PARAMETERS.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some(right) = PARAMETERS.iter().find(|p| same_name(p, name)) {
+            return Err(ApiError::bad_request(
+                right,
+                format!("there is no stream parameter {name:?}; did you mean {right}?"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether two parameter names differ only in case, separators or a plural `s`.
+fn same_name(a: &str, b: &str) -> bool {
+    let key = |name: &str| {
+        let key: String = name
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
+        key.strip_suffix('s').map(str::to_owned).unwrap_or(key)
+    };
+    key(a) == key(b)
 }
 
 /// An optional name a stream declares for itself (`userId` without authentication, `clientId`,
@@ -134,20 +260,21 @@ async fn not_after_newest(state: &State, id: i64) -> i64 {
 /// How long a stream request waits for the event log's newest id before it decides without it.
 const NEWEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The headers of a stream's response, besides those of HTTP/1.1's framing.
-pub(super) const RESPONSE_HEADERS: [(&str, &str); 3] = [
-    ("content-type", "text/event-stream"),
-    ("cache-control", "no-cache"),
+/// warp's SSE reply (`text/event-stream`, `no-cache`) of `events`, with warp's keep-alive comment
+/// after `keepalive` of quiet.
+fn sse_response<S>(events: S, keepalive: Duration) -> Response
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + Sync + 'static,
+{
+    let events = warp::sse::keep_alive()
+        .interval(keepalive)
+        .text(" keep-alive")
+        .stream(events);
+    let mut response = warp::sse::reply(events).into_response();
     // Tells nginx (and proxies that copy it) not to buffer the stream.
-    ("x-accel-buffering", "no"),
-];
-
-fn stream_response(stream: ClientStream) -> Response {
-    let mut response = warp::reply::stream(stream.into_body()).into_response();
-    let headers = response.headers_mut();
-    for (name, value) in RESPONSE_HEADERS {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
 }
 
@@ -174,6 +301,29 @@ fn parse_event_id(name: &'static str, value: &str) -> Result<Option<i64>, ApiErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_spellings_of_a_parameter_are_told_apart_from_unknown_ones() {
+        for (given, right) in [
+            ("boardId", "board_id"),
+            ("event", "events"),
+            ("lastEventID", "lastEventId"),
+            ("access-token", "access_token"),
+            ("ClientID", "clientId"),
+        ] {
+            let query = vec![(given.to_owned(), "1".to_owned())];
+            let err = check_parameter_names(&query).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("did you mean {right}?")),
+                "{err}"
+            );
+        }
+        let fine: Query = ["_", "lastEventId", "v", "board_id"]
+            .iter()
+            .map(|name| (name.to_string(), "1".to_owned()))
+            .collect();
+        assert!(check_parameter_names(&fine).is_ok());
+    }
 
     #[test]
     fn event_ids_are_plain_decimal_numbers() {

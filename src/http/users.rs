@@ -18,11 +18,11 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
     let create = warp::path!("api" / "users")
         .and(warp::post())
-        .and(body::json())
+        .and(body::json(state.body_timeout))
         .and(with_state(state.clone()))
         .then(create);
     let get = warp::path!("api" / "users" / i64)
-        .and(warp::get())
+        .and(super::read())
         .and(with_state(state))
         .then(get);
     create.or(get)

@@ -22,26 +22,26 @@ const POLICY: &str = "default-src 'self'; img-src 'self' data:; object-src 'none
                       base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let home = warp::path::end().and(warp::get()).map(home);
+    let home = warp::path::end().and(super::read()).map(home);
     let feed = warp::path!("sse")
-        .and(warp::get())
+        .and(super::read())
         .and(if_none_match())
         .map(feed);
     let trigger = warp::path!("sse" / "test")
-        .and(warp::get())
+        .and(super::read())
         .and(if_none_match())
         .map(trigger);
     let boards = warp::path!("boards")
-        .and(warp::get())
+        .and(super::read())
         .and(if_none_match())
         .map(boards);
     let board = warp::path!("boards" / i64)
-        .and(warp::get())
+        .and(super::read())
         .and(if_none_match())
         .map(board);
     let assets = warp::path("assets")
         .and(warp::path::tail())
-        .and(warp::get())
+        .and(super::read())
         .and(if_none_match())
         .and_then(asset);
     home.or(feed)

@@ -237,7 +237,7 @@ impl Reader<'_> {
             let read = events::after(&self.client, &self.statement, after, events::PAGE);
             let page = within(read).await?;
             self.pruned(page.pruned_through);
-            let full = page.frames.len() as i64 == events::PAGE;
+            let full = page.full;
             for frame in page.frames {
                 self.publish(frame);
             }

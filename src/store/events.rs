@@ -9,6 +9,9 @@ use crate::hub::Start;
 
 /// Rows per read when catching up from the table.
 pub const PAGE: i64 = 500;
+/// About how many bytes of event data a page of history holds at most, whatever the events'
+/// size: a client resuming from far back holds one page at a time.
+pub const PAGE_BYTES: usize = 256 * 1024;
 
 pub const EVENTS_AFTER: &str = include_str!("../../sql/events_after.sql");
 
@@ -17,6 +20,9 @@ pub const HORIZON: &str = "select pruned_through from pgsse.horizon";
 
 /// Events read from the table, and how far the log had been pruned when they were read.
 pub struct Page {
+    /// Whether the page may have stopped short of the events that follow (it holds as many
+    /// events, or about as many bytes, as a page may), so that the reader reads on.
+    pub full: bool,
     /// Every event with an id at or below this has been deleted by retention.
     pub pruned_through: i64,
     pub frames: Vec<Frame>,
@@ -38,17 +44,20 @@ pub async fn prepare(client: &Client) -> Result<Statement, tokio_postgres::Error
     client.prepare(EVENTS_AFTER).await
 }
 
-/// Up to `limit` events with ids above `after`, oldest first, rendered as frames. `statement` is
-/// [`EVENTS_AFTER`] prepared on `client`.
+/// Up to `limit` events with ids above `after`, oldest first, rendered as frames, and no more
+/// once their data passes [`PAGE_BYTES`]. `statement` is [`EVENTS_AFTER`] prepared on `client`.
 pub async fn after(
     client: &Client,
     statement: &Statement,
     after: i64,
     limit: i64,
 ) -> Result<Page, tokio_postgres::Error> {
-    let rows = client.query(statement, &[&after, &limit]).await?;
+    let max_bytes = PAGE_BYTES as i64;
+    let rows = client
+        .query(statement, &[&after, &limit, &max_bytes])
+        .await?;
     let pruned_through = rows.first().map_or(0, |row| row.get("pruned_through"));
-    let frames = rows
+    let frames: Vec<Frame> = rows
         .iter()
         .filter_map(|row| {
             let id: Option<i64> = row.get("id");
@@ -65,7 +74,10 @@ pub async fn after(
             ))
         })
         .collect();
+    // The database counts the bytes of its own text form, a little longer than compact JSON.
+    let bytes: usize = frames.iter().map(|f| f.data.len()).sum();
     Ok(Page {
+        full: frames.len() as i64 == limit || bytes >= PAGE_BYTES / 2,
         pruned_through,
         frames,
     })

@@ -165,8 +165,24 @@ async fn bad_user_input_is_rejected_and_nothing_is_written() {
         "over the limit",
     )
     .await;
-    rejects(&app, "DELETE", "/api/users", b"", 405, "method not allowed").await;
-    rejects(&app, "PUT", "/api/boards", b"{}", 405, "method not allowed").await;
+    rejects(
+        &app,
+        "DELETE",
+        "/api/users",
+        b"",
+        405,
+        "this route takes POST",
+    )
+    .await;
+    rejects(
+        &app,
+        "PUT",
+        "/api/boards",
+        b"{}",
+        405,
+        "takes GET, HEAD, POST",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -475,7 +491,8 @@ async fn a_chunked_body_over_the_limit_is_refused_once_it_passes_the_limit() {
     let app = spawn_app().await;
     let exchange = async {
         let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-        let head = "POST /api/users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let head = "POST /api/users HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                    Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
         socket.write_all(head.as_bytes()).await.unwrap();
         let chunk = vec![b' '; 16 * 1024];
         for _ in 0..5 {

@@ -121,10 +121,11 @@ async fn sending_and_listing_streams_need_an_administrator_when_authentication_i
         (Some(admin.as_str()), 202),
     ];
     for (authorization, status) in cases {
-        let headers: Vec<(&str, &str)> = authorization
+        let mut headers: Vec<(&str, &str)> = authorization
             .iter()
             .map(|a| ("Authorization", *a))
             .collect();
+        headers.push(("Content-Type", "application/json"));
         let sent = request(app.addr, "POST", "/api/sse/send", &headers, Some(&body)).await;
         assert_eq!(sent.status, status, "{}", sent.text());
         let listed = request(app.addr, "GET", "/api/sse/clients", &headers, None).await;
@@ -248,7 +249,10 @@ async fn tokens_never_appear_in_the_logs_even_at_the_most_verbose_level() {
         addr,
         "POST",
         "/api/sse/send",
-        &[("Authorization", &bearer)],
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
         Some(&body),
     )
     .await;

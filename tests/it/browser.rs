@@ -316,7 +316,10 @@ async fn with_demo_tokens_the_feed_signs_in_and_receives_notifications_over_its_
         app.addr,
         "POST",
         "/api/sse/send",
-        &[("Authorization", &bearer)],
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
         Some(&body),
     )
     .await;

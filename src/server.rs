@@ -39,8 +39,6 @@ use crate::shutdown::{self, Shutdown};
 /// Connections accepted beyond the cap, for anything but streams. They come out of the file
 /// descriptors the default cap leaves free.
 pub const RESERVE: usize = 16;
-/// The longest a connection in the reserve may take to send its request head.
-const RESERVE_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after an accept error such as running out of file descriptors, which would otherwise
 /// repeat at once.
 const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
@@ -193,7 +191,7 @@ struct Protocols {
 fn hyper(state: Arc<State>, limits: &Limits, reserve: bool) -> Serve {
     let routes = http::routes(state, reserve);
     let head_timeout = if reserve {
-        limits.header_timeout.min(RESERVE_HEAD_TIMEOUT)
+        limits.header_timeout.min(http::RESERVE_TIMEOUT)
     } else {
         limits.header_timeout
     };

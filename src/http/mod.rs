@@ -50,18 +50,27 @@ pub struct State {
     pub body_timeout: Duration,
 }
 
+/// The longest a connection of the reserve beyond `MAX_CONNECTIONS` may take to send a request
+/// head or body.
+pub const RESERVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Every route of the gateway, for a connection of the reserve beyond `MAX_CONNECTIONS` or not.
 pub fn routes(
     state: Arc<State>,
     reserve: bool,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    // The reserve's few connections must come back soon, whatever a client does.
+    let body_timeout = match reserve {
+        true => state.body_timeout.min(RESERVE_TIMEOUT),
+        false => state.body_timeout,
+    };
     sse::refused_on_reserve(state.clone(), reserve)
         .or(sse::route(state.clone()))
         .or(health::routes(state.clone()))
-        .or(users::routes(state.clone()))
-        .or(boards::routes(state.clone()))
-        .or(publish::routes(state.clone()))
-        .or(paths::routes(state))
+        .or(users::routes(state.clone(), body_timeout))
+        .or(boards::routes(state.clone(), body_timeout))
+        .or(publish::routes(state.clone(), body_timeout))
+        .or(paths::routes(state, body_timeout))
         .or(web::routes())
         .or(wrong_method())
         .or(web::not_found())

@@ -1,6 +1,7 @@
 //! `/api/boards/{id}/paths` and `/api/paths/{id}`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use warp::{Filter, Reply};
@@ -17,10 +18,11 @@ const POINTS_MAX: usize = 10_000;
 
 pub fn routes(
     state: Arc<State>,
+    body_timeout: Duration,
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
     let create = warp::path!("api" / "boards" / i64 / "paths")
         .and(warp::post())
-        .and(body::json(state.body_timeout))
+        .and(body::json(body_timeout))
         .and(with_state(state.clone()))
         .then(create);
     let list = warp::path!("api" / "boards" / i64 / "paths")

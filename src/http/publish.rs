@@ -6,6 +6,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -25,11 +26,12 @@ const DEMO_TOKEN_SECS: u64 = 3600;
 
 pub fn routes(
     state: Arc<State>,
+    body_timeout: Duration,
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
     let send = warp::path!("api" / "sse" / "send")
         .and(warp::post())
         .and(auth::token())
-        .and(body::json(state.body_timeout))
+        .and(body::json(body_timeout))
         .and(with_state(state.clone()))
         .then(send);
     let clients = warp::path!("api" / "sse" / "clients")
@@ -39,7 +41,7 @@ pub fn routes(
         .then(clients);
     let demo = warp::path!("api" / "demo" / "token")
         .and(warp::post())
-        .and(body::json(state.body_timeout))
+        .and(body::json(body_timeout))
         .and(with_state(state))
         .then(demo_token);
     let sign_out = warp::path!("api" / "demo" / "token")

@@ -1,6 +1,7 @@
 //! `/api/users`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use tokio_postgres::error::SqlState;
@@ -15,10 +16,11 @@ const USERNAME_MAX: usize = 64;
 
 pub fn routes(
     state: Arc<State>,
+    body_timeout: Duration,
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
     let create = warp::path!("api" / "users")
         .and(warp::post())
-        .and(body::json(state.body_timeout))
+        .and(body::json(body_timeout))
         .and(with_state(state.clone()))
         .then(create);
     let get = warp::path!("api" / "users" / i64)

@@ -333,3 +333,35 @@ async fn streams_over_one_http2_connection_count_against_max_streams() {
     assert_eq!(get(app.addr, "/healthz").await.status, 200);
     drop(kept);
 }
+
+#[tokio::test]
+async fn at_the_connection_cap_slow_bodies_on_the_reserve_give_their_slots_back_in_seconds() {
+    let app = spawn_app_with(&[("MAX_CONNECTIONS", "1")]).await;
+    let _stream = app.stream().await;
+    // The whole reserve, each with a body that never arrives (the API's timeout is 30 s).
+    let mut slow = Vec::new();
+    for _ in 0..pgsse::server::RESERVE {
+        let mut socket = TcpStream::connect(app.addr).await.unwrap();
+        socket
+            .write_all(
+                b"POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                  Content-Length: 100\r\n\r\n{",
+            )
+            .await
+            .unwrap();
+        slow.push(socket);
+    }
+    let started = Instant::now();
+    let probe = get(app.addr, "/healthz").await;
+    assert_eq!(probe.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the probe waited {:?}",
+        started.elapsed()
+    );
+    for mut socket in slow {
+        let (_, answer) = until_closed(&mut socket, None).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+}

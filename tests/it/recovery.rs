@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use crate::support::checker::{check, Recorder};
 use crate::support::pg::{self, Cluster};
-use crate::support::proxy::Proxy;
 use crate::support::{
     connect, fresh_database, insert_board, metric, newest_event, spawn_app, spawn_app_on,
-    spawn_app_unready, spawn_writer, TestApp, WAIT,
+    spawn_app_through_proxy, spawn_app_unready, spawn_writer, TestApp, WAIT,
 };
 
 const STREAM: &str = "/sse/notifications/";
@@ -111,11 +110,8 @@ async fn a_postgres_crash_and_restart_mid_stream_loses_nothing() {
 
 #[tokio::test]
 async fn a_half_open_listener_connection_is_detected_and_replaced() {
-    let cluster = pg::shared();
-    let url = fresh_database(cluster).await;
-    let proxy = Proxy::start(cluster.port).await;
-    let through_proxy = url.replace(&format!(":{}/", cluster.port), &format!(":{}/", proxy.port));
-    let app = spawn_app_on(&through_proxy, &[]).await;
+    let (app, proxy) = spawn_app_through_proxy().await;
+    let url = app.database_url.clone();
     let mut client = Recorder::connect(app.addr, STREAM, Some(0)).await;
     let sql = connect(&url).await;
     for i in 0..5 {
@@ -143,11 +139,8 @@ async fn a_half_open_listener_connection_is_detected_and_replaced() {
 
 #[tokio::test]
 async fn a_listener_reconnecting_through_a_frozen_proxy_gives_up_on_the_handshake_and_retries() {
-    let cluster = pg::shared();
-    let url = fresh_database(cluster).await;
-    let proxy = Proxy::start(cluster.port).await;
-    let through_proxy = url.replace(&format!(":{}/", cluster.port), &format!(":{}/", proxy.port));
-    let app = spawn_app_on(&through_proxy, &[]).await;
+    let (app, proxy) = spawn_app_through_proxy().await;
+    let url = app.database_url.clone();
     let mut client = Recorder::connect(app.addr, STREAM, Some(0)).await;
     let sql = connect(&url).await;
     insert_board(&sql, "alice", "before").await;

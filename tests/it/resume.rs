@@ -6,10 +6,8 @@ use serde_json::json;
 
 use crate::support::checker::{check, Recorder, Resume};
 use crate::support::http::request;
-use crate::support::pg;
-use crate::support::proxy::Proxy;
 use crate::support::{
-    connect, fresh_database, insert_board, metric, newest_event, spawn_app, spawn_app_on,
+    connect, insert_board, metric, newest_event, spawn_app, spawn_app_on, spawn_app_through_proxy,
     spawn_app_with, spawn_writer, WAIT,
 };
 
@@ -336,11 +334,8 @@ async fn a_resume_from_before_the_horizon_is_told_to_resync_even_while_the_ring_
 
 #[tokio::test]
 async fn live_clients_are_told_to_resync_when_events_were_pruned_while_the_listener_was_away() {
-    let cluster = pg::shared();
-    let url = fresh_database(cluster).await;
-    let proxy = Proxy::start(cluster.port).await;
-    let through_proxy = url.replace(&format!(":{}/", cluster.port), &format!(":{}/", proxy.port));
-    let app = spawn_app_on(&through_proxy, &[]).await;
+    let (app, proxy) = spawn_app_through_proxy().await;
+    let url = app.database_url.clone();
     let sql = connect(&url).await;
     let mut client = app.stream().await;
     insert_board(&sql, "alice", "seen").await;

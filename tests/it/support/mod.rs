@@ -52,6 +52,19 @@ pub async fn spawn_app_on(database_url: &str, settings: &[(&str, &str)]) -> Test
     app
 }
 
+/// Starts a gateway on a fresh database that it reaches through a [`proxy::Proxy`] (which the
+/// test can freeze), and returns it with the proxy; [`TestApp::database_url`] is the direct URL,
+/// for the test's own SQL.
+pub async fn spawn_app_through_proxy() -> (TestApp, proxy::Proxy) {
+    let cluster = pg::shared();
+    let url = fresh_database(cluster).await;
+    let proxy = proxy::Proxy::start(cluster.port).await;
+    let through = url.replace(&format!(":{}/", cluster.port), &format!(":{}/", proxy.port));
+    let mut app = spawn_app_on(&through, &[]).await;
+    app.database_url = url;
+    (app, proxy)
+}
+
 /// Starts a gateway without waiting for it to be ready (its database may not be there yet).
 pub async fn spawn_app_unready(database_url: &str, settings: &[(&str, &str)]) -> TestApp {
     init_logging();

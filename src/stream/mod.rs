@@ -5,14 +5,15 @@
 //! then catches up from history (the ring, or the table when the ring no longer reaches back far
 //! enough), then follows live frames, skipping any id at or below its cursor. So history and live
 //! meet without a gap or a duplicate, and a client that lags behind the broadcast catches up
-//! again from its cursor: nothing is skipped.
+//! again from its cursor: nothing is skipped. Reading history is in `history`.
 //!
 //! Invariants: a stream holds at most one page of history at a time, bounded in events and in
-//! bytes ([`events::PAGE_BYTES`]); what it sends is strictly increasing in id; it does no I/O of
-//! its own but history reads, and it never turns into an error once it has started (a browser's
-//! `EventSource` gives up for good on one).
+//! bytes ([`crate::store::events::PAGE_BYTES`]); what it sends is strictly increasing in id; it
+//! does no I/O of its own but history reads, and it never turns into an error once it has started
+//! (a browser's `EventSource` gives up for good on one).
 
 mod filter;
+mod history;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -29,14 +30,12 @@ use tokio::time::{Instant, Sleep};
 use warp::sse::Event;
 
 pub use self::filter::EventFilter;
-use crate::db;
 use crate::event::Frame;
 use crate::gate::Gated;
 use crate::hub::Hub;
 use crate::metrics::{self, Metrics};
 use crate::registry::{self, Entry, Registration};
 use crate::shutdown::Shutdown;
-use crate::store::events;
 
 /// How long a browser waits before reconnecting, sent first on every stream.
 const RETRY: Duration = Duration::from_millis(2000);
@@ -341,93 +340,6 @@ impl ClientStream {
         Step::Continue
     }
 
-    /// Queues the next page of history, or switches to live frames when there is none.
-    async fn catch_up(&mut self) -> Step {
-        // What was pruned is gone whether or not this gateway's ring still holds it, so that a
-        // client is told the same on every gateway and after a restart.
-        let known_pruned = self.settings.hub.position().pruned_through;
-        let ring = self
-            .settings
-            .hub
-            .frames_after(self.cursor, REPLAY_PAGE, events::PAGE_BYTES);
-        let (frames, pruned_through) = match ring {
-            Some(frames) => {
-                let replayed = &self.settings.metrics.replayed_from_ring;
-                metrics::add(replayed, frames.len() as u64);
-                (frames, None)
-            }
-            None => {
-                // Boxed: history reads are rare, and their state would otherwise enlarge every
-                // idle stream's future.
-                let read = Box::pin(read_table(&self.settings, self.cursor));
-                let page = tokio::select! {
-                    page = read => page,
-                    close = &mut self.closing => return self.closed(close),
-                };
-                match page {
-                    Ok((frames, pruned_through)) => {
-                        let replayed = &self.settings.metrics.replayed_from_table;
-                        metrics::add(replayed, frames.len() as u64);
-                        (frames, Some(pruned_through))
-                    }
-                    Err(err) => return self.replay_failed(err).await,
-                }
-            }
-        };
-        let pruned_through = pruned_through.map_or(known_pruned, |p| p.max(known_pruned));
-        if pruned_through > self.cursor {
-            let resync = self.resync(pruned_through);
-            self.ready.push_back(resync);
-        }
-        if frames.is_empty() {
-            self.catching_up = false;
-        }
-        for frame in &frames {
-            self.take(frame);
-        }
-        Step::Continue
-    }
-
-    /// The `resync` event for a client whose position is older than what is retained.
-    fn resync(&mut self, pruned_through: i64) -> Event {
-        log::info!(
-            "a client resuming after event {} is told to resync: events up to {pruned_through} \
-             were pruned",
-            self.cursor
-        );
-        let data = json!({
-            "reason": "pruned",
-            "message": format!(
-                "events after {} up to {pruned_through} are no longer retained; refetch your state",
-                self.cursor
-            ),
-            "last_event_id": self.cursor,
-            "resumes_after": pruned_through,
-        });
-        self.cursor = pruned_through;
-        self.told = pruned_through;
-        Event::default()
-            .id(pruned_through.to_string())
-            .event("resync")
-            .data(data.to_string())
-    }
-
-    /// Keeps the stream open while the database is away, and tries again shortly.
-    async fn replay_failed(&mut self, err: String) -> Step {
-        log::warn!(
-            "cannot replay history after event {}: {err}; retrying",
-            self.cursor
-        );
-        tokio::select! {
-            () = tokio::time::sleep(REPLAY_RETRY) => {
-                let waiting = Event::default().comment(" waiting for the database to replay history");
-                self.ready.push_back(waiting);
-                Step::Continue
-            }
-            close = &mut self.closing => self.closed(close),
-        }
-    }
-
     fn closed(&self, close: Close) -> Step {
         if let Close::Expired = close {
             log::info!(
@@ -476,30 +388,11 @@ fn closing(
     })
 }
 
-/// A page of events after `after` from the event table, and how far the table was pruned.
-async fn read_table(settings: &Settings, after: i64) -> Result<(Vec<Arc<Frame>>, i64), String> {
-    let read = async {
-        let client = settings.pool.get().await.map_err(|e| e.to_string())?;
-        let statement = client
-            .prepare_cached(events::EVENTS_AFTER)
-            .await
-            .map_err(|e| e.to_string())?;
-        events::after(&client, &statement, after, REPLAY_PAGE as i64)
-            .await
-            .map_err(|e| e.to_string())
-    };
-    let page = tokio::time::timeout(db::QUERY_TIMEOUT, read)
-        .await
-        .map_err(|_| format!("no answer within {:?}", db::QUERY_TIMEOUT))??;
-    let frames = page.frames.into_iter().map(Arc::new).collect();
-    Ok((frames, page.pruned_through))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::registry::{Claim, Registry};
-    use crate::{config::Config, shutdown};
+    use crate::{config::Config, db, shutdown};
     use serde_json::Value;
     use std::sync::atomic::Ordering::Relaxed;
 

@@ -1,0 +1,244 @@
+//! One connection's life: its protocol told by its first bytes, then hyper's HTTP/1 or HTTP/2
+//! connection with warp's routes, until it ends, falls silent, or is cut after the shutdown
+//! grace.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use warp::reply::Response;
+
+use super::metered::{silent, Metered};
+use super::{Limits, MAX_BUFFER};
+use crate::gate::Gated;
+use crate::http::{self, State};
+use crate::shutdown::Shutdown;
+
+/// Serves one connection with hyper and warp's routes (whose type cannot be named), until it
+/// ends, stays silent too long, or is cut after the shutdown grace.
+pub(super) type Serve = Arc<
+    dyn Fn(TcpStream, Shutdown, Shutdown) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync,
+>;
+
+/// What every connection of one kind (the slots', or the reserve's) is served with.
+struct Protocols {
+    http1: hyper::server::conn::http1::Builder,
+    /// `None` on the reserve, which speaks HTTP/1 only.
+    http2: Option<hyper::server::conn::http2::Builder<TokioExecutor>>,
+    head_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+/// warp's routes behind hyper, for the connections of the slots or of the reserve. A connection's
+/// whole life: its first bytes within the head timeout (hyper's own timer starts only once it
+/// reads a head), which say whether it speaks HTTP/2 (with prior knowledge) or HTTP/1; then
+/// hyper until the connection ends; at shutdown hyper finishes what it is answering (streams end
+/// then) and closes.
+pub(super) fn hyper(state: Arc<State>, limits: &Limits, reserve: bool) -> Serve {
+    let routes = http::routes(state, reserve);
+    let head_timeout = if reserve {
+        limits.header_timeout.min(http::RESERVE_TIMEOUT)
+    } else {
+        limits.header_timeout
+    };
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(head_timeout)
+        .max_buf_size(MAX_BUFFER)
+        // One request per connection of the reserve, which then has its connection back.
+        .keep_alive(!reserve);
+    let http2 = (!reserve).then(|| {
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2.timer(TokioTimer::new());
+        http2
+    });
+    let protocols = Protocols {
+        http1,
+        http2,
+        head_timeout,
+        idle_timeout: limits.idle_timeout,
+    };
+    // Shared by every connection, which holds only these two pointers to them.
+    let (routes, protocols) = (Arc::new(warp::service(routes)), Arc::new(protocols));
+    Arc::new(move |socket, mut shutdown, cut| {
+        let service = Routes(routes.clone());
+        let protocols = protocols.clone();
+        Box::pin(async move {
+            let first = tokio::time::timeout(protocols.head_timeout, protocol(&socket));
+            let spoke = tokio::select! {
+                first = first => first.ok().flatten(),
+                () = shutdown.fired() => None,
+            };
+            let (socket, moved) = Metered::new(socket);
+            let io = TokioIo::new(socket);
+            let idle = protocols.idle_timeout;
+            match (spoke, &protocols.http2) {
+                (Some(Protocol::Http1), _) => {
+                    let connection = protocols.http1.serve_connection(io, service);
+                    drive(connection, &moved, idle, shutdown, cut).await;
+                }
+                (Some(Protocol::Http2), Some(http2)) => {
+                    // Boxed: its state is large, and most connections are HTTP/1.
+                    let connection = Box::pin(http2.serve_connection(io, service));
+                    drive(connection, &moved, idle, shutdown, cut).await;
+                }
+                _ => {}
+            }
+        })
+    })
+}
+
+/// What a connection speaks, as its first bytes say.
+enum Protocol {
+    Http1,
+    /// HTTP/2 with prior knowledge (`h2c`): it opens with the connection preface.
+    Http2,
+}
+
+/// HTTP/2's connection preface.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Peeks at a connection's first bytes until they tell its protocol; `None` if it closes first.
+/// A peek, not `readable()`, which may complete before the client has said anything.
+async fn protocol(socket: &TcpStream) -> Option<Protocol> {
+    let mut first = [0u8; PREFACE.len()];
+    loop {
+        let n = socket.peek(&mut first).await.ok().filter(|n| *n > 0)?;
+        if first[..n] != PREFACE[..n] {
+            return Some(Protocol::Http1);
+        }
+        if n == PREFACE.len() {
+            return Some(Protocol::Http2);
+        }
+        // A preface in pieces: wait for the rest (rare enough for a short sleep).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Serves a hyper connection until it ends, nothing moves on it for `idle`, or it is `cut`; at
+/// `shutdown` it is asked to finish gracefully.
+async fn drive<C>(
+    connection: C,
+    moved: &AtomicU64,
+    idle: Duration,
+    mut shutdown: Shutdown,
+    mut cut: Shutdown,
+) where
+    C: Graceful,
+{
+    let mut connection = std::pin::pin!(connection);
+    let mut stopping = false;
+    loop {
+        // Gated: the connection's task wakes for every event its streams send, and these rarely
+        // have anything to say.
+        let ended = Gated::new(Box::pin(async {
+            tokio::select! {
+                biased;
+                () = cut.fired() => End::Cut,
+                () = silent(moved, idle) => End::Silent,
+                () = shutdown.fired(), if !stopping => End::Shutdown,
+            }
+        }));
+        let end = tokio::select! {
+            served = connection.as_mut() => {
+                if let Err(err) = served {
+                    log::debug!("HTTP connection ended with an error: {err}");
+                }
+                return;
+            }
+            end = ended => end,
+        };
+        match end {
+            End::Shutdown => {
+                stopping = true;
+                connection.as_mut().finish();
+            }
+            End::Silent => {
+                log::debug!(
+                    "closing a connection on which nothing moved for {} s",
+                    idle.as_secs()
+                );
+                return;
+            }
+            End::Cut => return,
+        }
+    }
+}
+
+/// A hyper connection that can be asked to finish what it is answering and close.
+trait Graceful: Future<Output = Result<(), hyper::Error>> {
+    fn finish(self: Pin<&mut Self>);
+}
+
+/// The bounds hyper puts on a connection's service for a graceful shutdown.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<I, S> Graceful for hyper::server::conn::http1::Connection<I, S>
+where
+    Self: Future<Output = Result<(), hyper::Error>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming>,
+    S::Error: Into<BoxError>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<BoxError>,
+{
+    fn finish(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S> Graceful for Pin<Box<hyper::server::conn::http2::Connection<I, S, TokioExecutor>>>
+where
+    Self: Future<Output = Result<(), hyper::Error>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming>,
+    S::Error: Into<BoxError>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<BoxError>,
+    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn finish(self: Pin<&mut Self>) {
+        self.get_mut().as_mut().graceful_shutdown();
+    }
+}
+
+/// Why a connection stops before hyper is done with it.
+enum End {
+    /// The gateway is shutting down: hyper finishes and closes.
+    Shutdown,
+    /// Nothing moved for the idle timeout.
+    Silent,
+    /// The shutdown grace is over.
+    Cut,
+}
+
+/// warp's routes as a hyper service whose future is boxed: hyper keeps a connection's service
+/// future in place for the connection's whole life, and warp's is as large as its largest
+/// route's. The routes themselves are shared; a request clones them for as long as it runs.
+struct Routes<S>(Arc<S>);
+
+impl<S> hyper::service::Service<Request<Incoming>> for Routes<S>
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let mut service = S::clone(&self.0);
+        Box::pin(service.call(request))
+    }
+}

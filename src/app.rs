@@ -21,6 +21,8 @@ use crate::stream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("{0}")]
+    Tls(#[from] server::tls::TlsError),
     #[error("BIND_ADDR={addr}: cannot listen: {source}")]
     Bind {
         addr: SocketAddr,
@@ -55,6 +57,10 @@ impl App {
     /// not touched yet: a gateway started before its database serves at once and reports, in
     /// `/readyz` and the log, what it waits for.
     pub async fn build(config: Config) -> Result<App, StartError> {
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(server::tls::acceptors(cert, key)?),
+            None => None,
+        };
         let tcp = listen(config.bind_addr).map_err(|source| StartError::Bind {
             addr: config.bind_addr,
             source,
@@ -98,6 +104,7 @@ impl App {
             header_timeout: config.header_read_timeout,
             idle_timeout: config.idle_timeout,
             shutdown_grace: config.shutdown_grace,
+            tls,
         };
         Ok(App {
             tcp,
@@ -136,7 +143,11 @@ impl App {
                 trigger.subscribe(),
             ],
         ));
-        log::info!("listening on http://{}", tcp.local_addr().expect("bound"));
+        let addr = tcp.local_addr().expect("bound");
+        match limits.tls {
+            Some(_) => log::info!("listening on https://{addr} (HTTP/2 and HTTP/1.1)"),
+            None => log::info!("listening on http://{addr}"),
+        }
         server::serve(tcp, state, limits, stop, || {
             log::info!("shutting down: ending streams and the listener");
             trigger.fire();

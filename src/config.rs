@@ -2,6 +2,7 @@
 //! --help` and the README's table are made from [`SETTINGS`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -27,6 +28,17 @@ pub const SETTINGS: &[Setting] = &[
         name: "BIND_ADDR",
         default: Some("127.0.0.1:8000"),
         help: "address and port the HTTP server listens on",
+    },
+    Setting {
+        name: "TLS_CERT_FILE",
+        default: Some(""),
+        help: "PEM certificate chain; with TLS_KEY_FILE, serves HTTPS with HTTP/2 and HTTP/1.1 \
+               (unset: plain HTTP)",
+    },
+    Setting {
+        name: "TLS_KEY_FILE",
+        default: Some(""),
+        help: "PEM private key of TLS_CERT_FILE's certificate",
     },
     Setting {
         name: "KEEPALIVE_SECS",
@@ -138,6 +150,8 @@ pub const SETTINGS: &[Setting] = &[
 pub struct Config {
     pub database: tokio_postgres::Config,
     pub bind_addr: SocketAddr,
+    /// The certificate chain and key files for HTTPS; `None` serves plain HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Silence on an SSE stream after which a keep-alive comment is written.
     pub keepalive: Duration,
     pub pool_size: usize,
@@ -201,6 +215,24 @@ impl Config {
         Ok(Config {
             database: env.parse("DATABASE_URL", tokio_postgres::Config::from_str)?,
             bind_addr: env.parse("BIND_ADDR", SocketAddr::from_str)?,
+            tls: match (
+                env.parse("TLS_CERT_FILE", optional_path)?,
+                env.parse("TLS_KEY_FILE", optional_path)?,
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                (cert, _) => {
+                    let (name, missing) = match cert {
+                        Some(_) => ("TLS_CERT_FILE", "TLS_KEY_FILE"),
+                        None => ("TLS_KEY_FILE", "TLS_CERT_FILE"),
+                    };
+                    return Err(ConfigError::Invalid {
+                        name,
+                        value: "…".into(),
+                        reason: format!("HTTPS needs {missing} as well"),
+                    });
+                }
+            },
             keepalive: Duration::from_secs(env.parse("KEEPALIVE_SECS", positive)?),
             pool_size: env.parse("DB_POOL_SIZE", positive)?,
             max_connections: env.parse("MAX_CONNECTIONS", optional_positive)?,
@@ -314,6 +346,11 @@ fn flag(value: &str) -> Result<bool, String> {
 /// A positive number of seconds.
 fn seconds(env: &Env<'_>, name: &'static str) -> Result<Duration, ConfigError> {
     env.parse(name, positive).map(Duration::from_secs)
+}
+
+/// A file's path, or nothing when empty.
+fn optional_path(value: &str) -> Result<Option<PathBuf>, String> {
+    Ok((!value.is_empty()).then(|| PathBuf::from(value)))
 }
 
 /// A positive whole number, or nothing when empty.

@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
 use warp::reply::Response;
 
 use super::metered::{silent, Metered};
@@ -32,13 +33,16 @@ struct Protocols {
     http1: hyper::server::conn::http1::Builder,
     /// `None` on the reserve, which speaks HTTP/1 only.
     http2: Option<hyper::server::conn::http2::Builder<TokioExecutor>>,
+    /// With HTTPS: the handshake, whose ALPN tells the protocol.
+    tls: Option<TlsAcceptor>,
     head_timeout: Duration,
     idle_timeout: Duration,
 }
 
 /// warp's routes behind hyper, for the connections of the slots or of the reserve. A connection's
 /// whole life: its first bytes within the head timeout (hyper's own timer starts only once it
-/// reads a head), which say whether it speaks HTTP/2 (with prior knowledge) or HTTP/1; then
+/// reads a head), which say whether it speaks HTTP/2 (with prior knowledge) or HTTP/1, or with
+/// HTTPS the TLS handshake within the same time, whose ALPN says it; then
 /// hyper until the connection ends; at shutdown hyper finishes what it is answering (streams end
 /// then) and closes.
 pub(super) fn hyper(state: Arc<State>, limits: &Limits, reserve: bool) -> Serve {
@@ -60,9 +64,14 @@ pub(super) fn hyper(state: Arc<State>, limits: &Limits, reserve: bool) -> Serve 
         http2.timer(TokioTimer::new());
         http2
     });
+    let tls = limits.tls.as_ref().map(|acceptors| match reserve {
+        true => acceptors.reserve.clone(),
+        false => acceptors.served.clone(),
+    });
     let protocols = Protocols {
         http1,
         http2,
+        tls,
         head_timeout,
         idle_timeout: limits.idle_timeout,
     };
@@ -72,26 +81,48 @@ pub(super) fn hyper(state: Arc<State>, limits: &Limits, reserve: bool) -> Serve 
         let service = Routes(routes.clone());
         let protocols = protocols.clone();
         Box::pin(async move {
-            let first = tokio::time::timeout(protocols.head_timeout, protocol(&socket));
-            let spoke = tokio::select! {
-                first = first => first.ok().flatten(),
+            let (idle, head) = (protocols.idle_timeout, protocols.head_timeout);
+            // The same for a plain and a TLS connection, whose types differ.
+            macro_rules! serve {
+                ($io:expr, $moved:expr, $protocol:expr) => {
+                    match ($protocol, &protocols.http2) {
+                        (Protocol::Http1, _) => {
+                            let connection = protocols.http1.serve_connection($io, service);
+                            drive(connection, $moved, idle, shutdown, cut).await;
+                        }
+                        (Protocol::Http2, Some(http2)) => {
+                            // Boxed: its state is large, and most connections are HTTP/1.
+                            let connection = Box::pin(http2.serve_connection($io, service));
+                            drive(connection, $moved, idle, shutdown, cut).await;
+                        }
+                        (Protocol::Http2, None) => {}
+                    }
+                };
+            }
+            let Some(acceptor) = &protocols.tls else {
+                let first = tokio::time::timeout(head, protocol(&socket));
+                let spoke = tokio::select! {
+                    first = first => first.ok().flatten(),
+                    () = shutdown.fired() => None,
+                };
+                let Some(spoke) = spoke else { return };
+                let (socket, moved) = Metered::new(socket);
+                serve!(TokioIo::new(socket), &moved, spoke);
+                return;
+            };
+            // The handshake counts as part of the head.
+            let (socket, moved) = Metered::new(socket);
+            let handshake = tokio::time::timeout(head, acceptor.accept(socket));
+            let tls = tokio::select! {
+                tls = handshake => tls.ok().and_then(Result::ok),
                 () = shutdown.fired() => None,
             };
-            let (socket, moved) = Metered::new(socket);
-            let io = TokioIo::new(socket);
-            let idle = protocols.idle_timeout;
-            match (spoke, &protocols.http2) {
-                (Some(Protocol::Http1), _) => {
-                    let connection = protocols.http1.serve_connection(io, service);
-                    drive(connection, &moved, idle, shutdown, cut).await;
-                }
-                (Some(Protocol::Http2), Some(http2)) => {
-                    // Boxed: its state is large, and most connections are HTTP/1.
-                    let connection = Box::pin(http2.serve_connection(io, service));
-                    drive(connection, &moved, idle, shutdown, cut).await;
-                }
-                _ => {}
-            }
+            let Some(tls) = tls else { return };
+            let spoke = match tls.get_ref().1.alpn_protocol() {
+                Some(b"h2") => Protocol::Http2,
+                _ => Protocol::Http1,
+            };
+            serve!(TokioIo::new(tls), &moved, spoke);
         })
     })
 }

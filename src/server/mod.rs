@@ -19,6 +19,7 @@
 
 mod connection;
 mod metered;
+pub mod tls;
 
 use std::future::Future;
 use std::io;
@@ -54,6 +55,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// After shutdown, how long connections have to finish before they are closed.
     pub shutdown_grace: Duration,
+    /// HTTPS, when a certificate and key are set.
+    pub tls: Option<tls::Acceptors>,
 }
 
 /// Serves connections from `tcp` until `stop` completes; then stops accepting, calls `stopping`

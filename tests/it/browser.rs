@@ -355,3 +355,46 @@ async fn at_max_connections_the_feed_says_the_gateway_is_full_and_goes_live_once
     insert_board(&sql, "erin", "room again").await;
     browser.wait_for_item("#events", "room again").await;
 }
+
+#[tokio::test]
+async fn over_https_ten_tabs_of_one_origin_each_open_their_stream_and_show_a_board() {
+    // Over HTTP/1.1 a browser opens at most six connections per origin, so a seventh tab's
+    // stream would wait; over HTTP/2 they all share one.
+    let dir = crate::tls::scratch("tabs");
+    let (cert, key) = crate::tls::certificate(&dir);
+    let database = fresh_database(pg::shared()).await;
+    let app = crate::support::spawn_app_unready(
+        &database,
+        &[
+            ("TLS_CERT_FILE", cert.to_str().unwrap()),
+            ("TLS_KEY_FILE", key.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let base = format!("https://127.0.0.1:{}", app.addr.port());
+    crate::tls::wait_ready(&base).await;
+    let browser = Browser::start().await;
+    let mut tabs = Vec::new();
+    for tab in 0..10 {
+        if tab > 0 {
+            browser.open_window().await;
+        }
+        browser.goto(&format!("{base}/sse/")).await;
+        browser.wait_for_text("#state", "live").await;
+        tabs.push(browser.window().await);
+    }
+    insert_board(&app.sql().await, "ines", "seen in every tab").await;
+    for tab in &tabs {
+        browser.switch_to(tab).await;
+        browser.wait_for_item("#events", "seen in every tab").await;
+    }
+    let protocol = browser
+        .eval(
+            "return performance.getEntriesByType('navigation')[0].nextHopProtocol",
+            json!([]),
+        )
+        .await;
+    assert_eq!(protocol, json!("h2"));
+    browser.screenshot("feed-https-tenth-tab").await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -16,5 +16,6 @@ mod resume;
 mod stream;
 mod support;
 mod targeted;
+mod tls;
 mod trust;
 mod web;

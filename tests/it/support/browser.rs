@@ -76,6 +76,8 @@ impl Browser {
         ));
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            // The HTTPS tests' certificates are made by the tests themselves.
+            "acceptInsecureCerts": true,
             "goog:chromeOptions": {"binary": program("chromium"), "args": args},
             "timeouts": {"script": 10_000, "pageLoad": 15_000},
         }}});
@@ -174,6 +176,12 @@ impl Browser {
             .await;
         self.switch_to(created["handle"].as_str().expect("a window handle"))
             .await;
+        current.as_str().expect("a window handle").to_owned()
+    }
+
+    /// The handle of the window in use.
+    pub async fn window(&self) -> String {
+        let current = self.session_command("GET", "/window", Value::Null).await;
         current.as_str().expect("a window handle").to_owned()
     }
 

@@ -89,6 +89,7 @@ impl App {
             registry: Arc::new(Registry::new(config.max_streams_per_user, max_streams)),
             demo_tokens: config.demo_tokens,
             body_timeout: config.body_read_timeout,
+            cors: config.cors.clone(),
         });
         if state.auth.is_none() {
             log::info!("authentication is off: streams are open to anyone (set AUTH_JWT_SECRET)");

@@ -41,6 +41,13 @@ pub const SETTINGS: &[Setting] = &[
         help: "PEM private key of TLS_CERT_FILE's certificate",
     },
     Setting {
+        name: "CORS_ORIGINS",
+        default: Some(""),
+        help: "pages on these origins (comma-separated, e.g. https://app.example.com) may open \
+               streams and call the API, with cookies; * lets any origin in, without cookies \
+               (unset: only the gateway's own pages)",
+    },
+    Setting {
         name: "KEEPALIVE_SECS",
         default: Some("15"),
         help: "seconds of silence after which an SSE stream gets a keep-alive comment",
@@ -152,6 +159,8 @@ pub struct Config {
     pub bind_addr: SocketAddr,
     /// The certificate chain and key files for HTTPS; `None` serves plain HTTP.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Which other origins' pages may use the gateway (CORS).
+    pub cors: CorsOrigins,
     /// Silence on an SSE stream after which a keep-alive comment is written.
     pub keepalive: Duration,
     pub pool_size: usize,
@@ -187,6 +196,52 @@ pub struct Config {
     pub demo_tokens: bool,
 }
 
+/// The origins whose pages may use the gateway from the browser (CORS), besides its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// Only the gateway's own pages.
+    #[default]
+    None,
+    /// Any origin, without credentials (cookies): `*`.
+    Any,
+    /// These origins (`scheme://host[:port]`), with credentials.
+    Listed(Vec<String>),
+}
+
+impl CorsOrigins {
+    fn parse(value: &str) -> Result<CorsOrigins, String> {
+        match value {
+            "" => return Ok(CorsOrigins::None),
+            "*" => return Ok(CorsOrigins::Any),
+            _ => {}
+        }
+        let origins = value
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|origin| {
+                let (scheme, host) = origin.split_once("://").unwrap_or(("", ""));
+                let plain = |c: char| c.is_ascii_alphanumeric() || ".-:[]".contains(c);
+                if matches!(scheme, "http" | "https") && !host.is_empty() && host.chars().all(plain)
+                {
+                    Ok(origin.to_ascii_lowercase())
+                } else {
+                    Err(format!(
+                        "{origin:?} is not an origin: use scheme://host[:port], as in \
+                         https://app.example.com, with no path"
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CorsOrigins::Listed(origins))
+    }
+
+    /// Whether a page on `origin` may send the gateway's cookie with its requests.
+    pub fn allows_credentials(&self, origin: &str) -> bool {
+        matches!(self, CorsOrigins::Listed(list) if list.iter().any(|o| o.eq_ignore_ascii_case(origin)))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name} is not set: {help}")]
@@ -215,6 +270,7 @@ impl Config {
         Ok(Config {
             database: env.parse("DATABASE_URL", tokio_postgres::Config::from_str)?,
             bind_addr: env.parse("BIND_ADDR", SocketAddr::from_str)?,
+            cors: env.parse("CORS_ORIGINS", CorsOrigins::parse)?,
             tls: match (
                 env.parse("TLS_CERT_FILE", optional_path)?,
                 env.parse("TLS_KEY_FILE", optional_path)?,
@@ -401,6 +457,26 @@ mod tests {
             err,
             "STREAM_SEND_BUFFER=\"64k\" is invalid: expected a whole number of bytes"
         );
+    }
+
+    #[test]
+    fn cors_origins_are_none_any_or_a_list_of_origins() {
+        let url = ("DATABASE_URL", "postgres://x/y");
+        assert_eq!(config(&[url]).unwrap().cors, CorsOrigins::None);
+        let any = config(&[url, ("CORS_ORIGINS", "*")]).unwrap().cors;
+        assert_eq!(any, CorsOrigins::Any);
+        assert!(!any.allows_credentials("https://a.example"));
+        let listed = config(&[url, ("CORS_ORIGINS", "https://A.example, http://b:8080")]);
+        let listed = listed.unwrap().cors;
+        assert!(listed.allows_credentials("https://a.example"));
+        assert!(listed.allows_credentials("http://b:8080"));
+        assert!(!listed.allows_credentials("http://b:8081"));
+        for bad in ["a.example", "https://a.example/path", "ftp://a"] {
+            let err = config(&[url, ("CORS_ORIGINS", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("CORS_ORIGINS="), "{err}");
+        }
     }
 
     #[test]

@@ -12,10 +12,12 @@
 use warp::http::{HeaderMap, Method};
 use warp::{Filter, Rejection};
 
+use super::cors;
 use super::error::ApiError;
 use super::params::{self, Query};
 use super::State;
 use crate::auth::{self, Claims};
+use crate::config::CorsOrigins;
 
 /// The cookie a browser may carry its token in.
 pub const COOKIE: &str = "pgsse_token";
@@ -23,13 +25,15 @@ pub const COOKIE: &str = "pgsse_token";
 /// The request's token, if it carries one, from wherever it is; an error for a request with two
 /// `Authorization` headers, or one whose cookie comes on a `POST` or `DELETE` from another site.
 pub fn token(
+    state: &State,
 ) -> impl Filter<Extract = (Result<Option<String>, ApiError>,), Error = Rejection> + Clone {
+    let cors = state.cors.clone();
     warp::method()
         .and(warp::header::headers_cloned())
         .and(warp::host::optional())
         .and(warp::query::<Query>())
         .map(
-            |method: Method, headers: HeaderMap, host: Option<_>, query: Query| {
+            move |method: Method, headers: HeaderMap, host: Option<_>, query: Query| {
                 let authority: Option<warp::host::Authority> = host;
                 let authorization = single_header(&headers, "Authorization")?;
                 let cookie = cookie(&headers, COOKIE);
@@ -37,7 +41,8 @@ pub fn token(
                 // The cookie is the credential only when no header is given.
                 let by_cookie = authorization.is_none() && cookie.is_some();
                 if by_cookie && matches!(method, Method::POST | Method::DELETE) {
-                    same_origin(&headers, authority.as_ref().map(|a| a.as_str()))?;
+                    let host = authority.as_ref().map(|a| a.as_str());
+                    trusted_origin(&headers, host, &cors)?;
                 }
                 Ok(token)
             },
@@ -79,18 +84,20 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         })
 }
 
-/// Refuses a request whose `Origin` is not the gateway's own address (the `Host` it was asked
-/// for), with a `403`.
-fn same_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), ApiError> {
+/// Refuses, with a `403`, a request whose `Origin` is neither the gateway's own address (the
+/// `Host` it was asked for) nor one that `CORS_ORIGINS` lets send cookies.
+fn trusted_origin(
+    headers: &HeaderMap,
+    host: Option<&str>,
+    cors: &CorsOrigins,
+) -> Result<(), ApiError> {
     let origin = headers.get("origin").and_then(|v| v.to_str().ok());
-    let origin_host = origin
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, host)| host);
-    match (origin_host, host) {
-        (Some(origin), Some(host)) if origin.eq_ignore_ascii_case(host) => Ok(()),
+    match origin {
+        Some(o) if cors::same_origin(o, host) || cors.allows_credentials(o) => Ok(()),
         _ => Err(ApiError::Forbidden(format!(
             "a POST or DELETE signed in by the {COOKIE} cookie must come from the gateway's own \
-             pages (Origin {}); send the token in an Authorization header instead",
+             pages or an origin in CORS_ORIGINS (Origin {}); send the token in an Authorization \
+             header instead",
             origin.unwrap_or("missing")
         ))),
     }

@@ -5,6 +5,7 @@
 mod auth;
 mod boards;
 mod body;
+mod cors;
 pub mod error;
 mod filter;
 mod health;
@@ -28,6 +29,7 @@ use warp::{Filter, Rejection, Reply};
 
 use self::error::ApiError;
 use crate::auth::Verifier;
+use crate::config::CorsOrigins;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -48,6 +50,8 @@ pub struct State {
     pub demo_tokens: bool,
     /// How long a client may take to send a request body.
     pub body_timeout: Duration,
+    /// Which other origins' pages may use the gateway.
+    pub cors: CorsOrigins,
 }
 
 /// The longest a connection of the reserve beyond `MAX_CONNECTIONS` may take to send a request
@@ -64,7 +68,9 @@ pub fn routes(
         true => state.body_timeout.min(RESERVE_TIMEOUT),
         false => state.body_timeout,
     };
-    sse::refused_on_reserve(state.clone(), reserve)
+    let cross_origin = cors::cross_origin(&state.cors);
+    let cors = cors::filter(&state.cors);
+    let routes = sse::refused_on_reserve(state.clone(), reserve)
         .or(sse::route(state.clone()))
         .or(health::routes(state.clone()))
         .or(users::routes(state.clone(), body_timeout))
@@ -73,8 +79,12 @@ pub fn routes(
         .or(paths::routes(state, body_timeout))
         .or(web::routes())
         .or(wrong_method())
-        .or(web::not_found())
-        .recover(rejection)
+        .or(web::not_found());
+    // A page of another origin goes through warp's CORS filter, and whatever it is refused is
+    // answered there, not by the routes without CORS.
+    cross_origin
+        .and(routes.clone().with(cors).recover(rejection))
+        .or(routes.recover(rejection))
 }
 
 /// Each route's path and the methods it takes, for the `Allow` header of a `405`: the routing
@@ -166,6 +176,8 @@ async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
             message: e.to_string(),
             field: None,
         }
+    } else if let Some(e) = rejection.find::<warp::cors::CorsForbidden>() {
+        ApiError::Forbidden(format!("{e} (CORS_ORIGINS)"))
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         ApiError::MethodNotAllowed {
             message: "method not allowed on this route".into(),

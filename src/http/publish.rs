@@ -30,24 +30,24 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
     let send = warp::path!("api" / "sse" / "send")
         .and(warp::post())
-        .and(auth::token())
+        .and(auth::token(&state))
         .and(body::json(body_timeout))
         .and(with_state(state.clone()))
         .then(send);
     let clients = warp::path!("api" / "sse" / "clients")
         .and(super::read())
-        .and(auth::token())
+        .and(auth::token(&state))
         .and(with_state(state.clone()))
         .then(clients);
+    let sign_out = warp::path!("api" / "demo" / "token")
+        .and(warp::delete())
+        .and(auth::token(&state))
+        .then(sign_out);
     let demo = warp::path!("api" / "demo" / "token")
         .and(warp::post())
         .and(body::json(body_timeout))
         .and(with_state(state))
         .then(demo_token);
-    let sign_out = warp::path!("api" / "demo" / "token")
-        .and(warp::delete())
-        .and(auth::token())
-        .then(sign_out);
     send.or(clients).or(demo).or(sign_out)
 }
 

@@ -64,7 +64,7 @@ pub fn route(
         .and(warp::method())
         .and(warp::header::headers_cloned())
         .and(warp::query::<Query>())
-        .and(auth::token())
+        .and(auth::token(&state))
         .and(with_state(state))
         .then(open)
 }

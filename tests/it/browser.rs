@@ -398,3 +398,91 @@ async fn over_https_ten_tabs_of_one_origin_each_open_their_stream_and_show_a_boa
     browser.screenshot("feed-https-tenth-tab").await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Serves `html` at every path from a port of its own: a page of another origin than the
+/// gateway's.
+async fn page_elsewhere(html: String) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let html = html.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{html}",
+                    html.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A page that opens the stream of the gateway named in its query (`?gateway=http://…`) and
+/// creates a user through its API: a page of another origin than the gateway's.
+const ELSEWHERE: &str = r#"<!doctype html><meta charset="utf-8"><title>elsewhere</title>
+<p id="state">connecting</p><p id="posted">not yet</p><ul id="events"></ul>
+<script>
+const gateway = new URLSearchParams(location.search).get("gateway");
+const state = document.getElementById("state");
+const source = new EventSource(gateway + "/sse/notifications/");
+source.addEventListener("open", () => { state.textContent = "open"; });
+source.addEventListener("error", () => { state.textContent = "error " + source.readyState; });
+source.addEventListener("newBoard", (event) => {
+  const item = document.createElement("li");
+  item.textContent = JSON.parse(event.data).board_name;
+  document.getElementById("events").append(item);
+});
+fetch(gateway + "/api/users", {
+  method: "POST",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify({ username: "from-elsewhere" }),
+}).then((r) => { document.getElementById("posted").textContent = "status " + r.status; })
+  .catch(() => { document.getElementById("posted").textContent = "blocked"; });
+</script>"#;
+
+#[tokio::test]
+async fn a_page_on_another_origin_subscribes_and_posts_only_when_cors_origins_lets_it() {
+    let page = page_elsewhere(ELSEWHERE.to_owned()).await;
+    let allowed = spawn_app_with(&[("CORS_ORIGINS", &format!("http://{page}"))]).await;
+    let closed = spawn_app().await;
+    let browser = Browser::start().await;
+    for (app, let_in) in [(&allowed, true), (&closed, false)] {
+        browser
+            .goto(&format!("http://{page}/?gateway={}", url(app, "")))
+            .await;
+        let sql = app.sql().await;
+        if let_in {
+            browser.wait_for_text("#state", "open").await;
+            browser.wait_for_text("#posted", "status 201").await;
+            insert_board(&sql, "jo", "seen from elsewhere").await;
+            browser
+                .wait_for_item("#events", "seen from elsewhere")
+                .await;
+            browser.screenshot("cross-origin-page").await;
+        } else {
+            // EventSource gives up for good on a stream it may not read (readyState 2: closed).
+            browser.wait_for_text("#state", "error 2").await;
+            browser.wait_for_text("#posted", "blocked").await;
+        }
+        let users: i64 = sql
+            .one(
+                "select count(*) from app_user where username = 'from-elsewhere'",
+                &[],
+            )
+            .await
+            .get(0);
+        assert_eq!(users, i64::from(let_in), "let in: {let_in}");
+    }
+}

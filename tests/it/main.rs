@@ -6,6 +6,7 @@ mod auth;
 mod bench_smoke;
 mod browser;
 mod cli;
+mod cors;
 mod delivery;
 mod edge;
 mod events;

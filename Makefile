@@ -21,7 +21,7 @@ PG_BIN = $(shell d=$$(dirname "$$(command -v initdb 2>/dev/null)" 2>/dev/null); 
 # initdb and postgres refuse to run as root; as root they run as the `postgres` user.
 AS_PG = $(if $(filter 0,$(shell id -u)),runuser -u postgres --,)
 
-.PHONY: help run build test bench bench-run bench-compare lint psql db db-stop postgres-installed browser-installed clean-db
+.PHONY: help run build test bench bench-run bench-compare lint psql db db-stop postgres-installed browser-installed nginx-installed clean-db
 
 help:
 	@echo "make run       start the gateway (and a private PostgreSQL if DATABASE_URL is unset)"
@@ -49,7 +49,7 @@ endif
 build:
 	cargo build
 
-test: postgres-installed browser-installed
+test: postgres-installed browser-installed nginx-installed
 	cargo test --all-targets -- --test-threads 4
 
 lint:
@@ -165,6 +165,21 @@ browser-installed:
 				|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; \
 		else \
 			echo "pgsse: the browser tests need chromium and chromedriver (Debian/Ubuntu: sudo apt-get install chromium chromium-driver)" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+# Debian's nginx for the tests of the reverse-proxy recipe (deploy/nginx.conf); the tests run
+# their own instances on free loopback ports. Installing it may start the distribution's own
+# nginx on port 80 where services start on install; the tests do not use that one.
+nginx-installed:
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "pgsse: installing nginx (apt-get install nginx)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null \
+				|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null; }; \
+		else \
+			echo "pgsse: the nginx tests need nginx (Debian/Ubuntu: sudo apt-get install nginx)" >&2; \
 			exit 1; \
 		fi; \
 	fi

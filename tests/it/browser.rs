@@ -360,8 +360,8 @@ async fn at_max_connections_the_feed_says_the_gateway_is_full_and_goes_live_once
 async fn over_https_ten_tabs_of_one_origin_each_open_their_stream_and_show_a_board() {
     // Over HTTP/1.1 a browser opens at most six connections per origin, so a seventh tab's
     // stream would wait; over HTTP/2 they all share one.
-    let dir = crate::tls::scratch("tabs");
-    let (cert, key) = crate::tls::certificate(&dir);
+    let dir = crate::support::tls::scratch("tabs");
+    let (cert, key) = crate::support::tls::certificate(&dir);
     let database = fresh_database(pg::shared()).await;
     let app = crate::support::spawn_app_unready(
         &database,
@@ -372,7 +372,7 @@ async fn over_https_ten_tabs_of_one_origin_each_open_their_stream_and_show_a_boa
     )
     .await;
     let base = format!("https://127.0.0.1:{}", app.addr.port());
-    crate::tls::wait_ready(&base).await;
+    crate::support::tls::wait_ready(&base).await;
     let browser = Browser::start().await;
     let mut tabs = Vec::new();
     for tab in 0..10 {

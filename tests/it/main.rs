@@ -11,6 +11,7 @@ mod delivery;
 mod edge;
 mod events;
 mod instances;
+mod nginx;
 mod probes;
 mod recovery;
 mod resume;

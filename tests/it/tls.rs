@@ -1,55 +1,10 @@
 //! HTTPS with HTTP/2: a certificate made by the test, real TLS clients (curl), and startup errors
 //! that name the file at fault.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-
 use pgsse::{App, Config};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::time::timeout;
 
-use crate::support::{fresh_database, insert_board, pg, spawn_app_unready, WAIT};
-
-/// A self-signed certificate for 127.0.0.1 and localhost, and its key, written under `dir`.
-pub fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
-    let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
-    let made = rcgen::generate_simple_self_signed(names).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, made.cert.pem()).unwrap();
-    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
-    (cert, key)
-}
-
-/// A directory of this test's own, removed first if a previous run left it.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pgsse-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// `curl` with `args`, its output as text.
-async fn curl(args: &[&str]) -> String {
-    let out = timeout(
-        WAIT,
-        tokio::process::Command::new("curl").args(args).output(),
-    )
-    .await
-    .expect("curl in time")
-    .expect("curl runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Waits until `{base}/readyz` answers 200 over HTTPS.
-pub async fn wait_ready(base: &str) {
-    let ready = format!("{base}/readyz");
-    let poll = async {
-        while curl(&["-sk", "-o", "/dev/null", "-w", "%{http_code}", &ready]).await != "200" {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    };
-    timeout(WAIT, poll).await.expect("the gateway gets ready");
-}
+use crate::support::tls::{certificate, curl, scratch, wait_ready, CurlStream};
+use crate::support::{fresh_database, insert_board, pg, spawn_app_unready};
 
 #[tokio::test]
 async fn https_speaks_http2_and_http1_and_streams_over_both() {
@@ -91,33 +46,11 @@ async fn https_speaks_http2_and_http1_and_streams_over_both() {
     assert_eq!(plain, "000");
 
     for version in ["--http2", "--http1.1"] {
-        let mut stream = tokio::process::Command::new("curl")
-            .args(["-skN", version, &format!("{base}/sse/notifications/")])
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(stream.stdout.take().unwrap()).lines();
-        let opened = async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.starts_with("event:connection") {
-                    return;
-                }
-            }
-            panic!("the stream ended before opening");
-        };
-        timeout(WAIT, opened).await.expect("the stream opens");
+        let mut stream = CurlStream::open(&[version, &format!("{base}/sse/notifications/")]);
+        stream.line_with("event:connection").await;
         let name = format!("over {version}");
         insert_board(&app.sql().await, "alice", &name).await;
-        let received = async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.contains(&name) {
-                    return line;
-                }
-            }
-            panic!("the stream ended before the board");
-        };
-        let line = timeout(WAIT, received).await.expect("the board arrives");
+        let line = stream.line_with(&name).await;
         assert!(line.starts_with("data:"), "{line}");
     }
     let _ = std::fs::remove_dir_all(dir);

@@ -4,9 +4,11 @@
 pub mod browser;
 pub mod checker;
 pub mod http;
+pub mod nginx;
 pub mod pg;
 pub mod proxy;
 pub mod sse;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

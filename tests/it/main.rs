@@ -10,6 +10,7 @@ mod cors;
 mod delivery;
 mod edge;
 mod events;
+mod fleet;
 mod instances;
 mod nginx;
 mod probes;

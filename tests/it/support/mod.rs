@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod checker;
+pub mod fleet;
 pub mod http;
 pub mod nginx;
 pub mod pg;

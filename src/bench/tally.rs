@@ -6,7 +6,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Microseconds since the epoch, now.
 pub fn now_us() -> u64 {
@@ -128,7 +128,7 @@ pub struct Sample {
 }
 
 /// Deliveries over all clients of a run.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Deliveries {
     pub expected: u64,
     pub received: u64,
@@ -147,6 +147,16 @@ impl Deliveries {
         self.duplicated += tally.duplicated;
         self.out_of_order += tally.out_of_order;
         self.foreign += tally.foreign;
+    }
+
+    /// Adds another count of deliveries.
+    pub fn merge(&mut self, other: &Deliveries) {
+        self.expected += other.expected;
+        self.received += other.received;
+        self.lost += other.lost;
+        self.duplicated += other.duplicated;
+        self.out_of_order += other.out_of_order;
+        self.foreign += other.foreign;
     }
 
     /// No row lost, duplicated or out of order.

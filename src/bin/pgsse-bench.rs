@@ -10,6 +10,8 @@
 
 #[path = "pgsse-bench/args.rs"]
 mod args;
+#[path = "pgsse-bench/fleet.rs"]
+mod fleet;
 #[path = "pgsse-bench/gateway.rs"]
 mod gateway;
 #[path = "pgsse-bench/hold.rs"]
@@ -35,6 +37,8 @@ use self::report::{CaseResult, Results};
 
 /// Source addresses from here on are the idle case's; load cases use the ones below.
 const IDLE_SOURCES: usize = 1000;
+/// And from here on the fleet case's.
+const FLEET_SOURCES: usize = 2000;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -138,6 +142,9 @@ async fn run_case(
         Case::Ingest => Ok(CaseResult::Ingest(
             ingest::run(gateway, &args.database_url, args.ingest).await?,
         )),
+        Case::Fleet => Ok(CaseResult::Fleet(Box::new(
+            fleet::run(args, FLEET_SOURCES).await?,
+        ))),
     }
 }
 
@@ -151,6 +158,7 @@ fn all_clean(results: &Results) -> bool {
             r.report.gateway.clean() && r.report.clients_failed == 0 && stalled_clean
         }
         CaseResult::Ingest(r) => r.published == r.notifications,
+        CaseResult::Fleet(r) => r.deliveries.clean() && r.failed == 0,
         CaseResult::Idle(_) => true,
         CaseResult::Failed { .. } => false,
     })

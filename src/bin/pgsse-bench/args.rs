@@ -18,12 +18,18 @@ usage: pgsse-bench [flags]
                                       every row, then must catch up
                         …:Ss          a load that writes for S seconds instead of --seconds
                         idle          hold as many idle connections as possible
+                        fleet         --fleet-gateways gateway processes on one database,
+                                      --fleet-clients streams over them, --fleet-rate rows/s;
+                                      and how many notifying commits PostgreSQL takes a second
                         ingest        a burst of events recorded in one transaction
   --seconds S           how long each load writes (10)
   --writers N           connections the writer inserts over (8)
   --idle-max N          the idle case stops at this many connections (100000)
   --idle-watch S        seconds to watch RSS after the idle clients leave (60)
   --ingest N            events the ingest case records (300000)
+  --fleet-gateways N    gateway processes of the fleet case (6)
+  --fleet-clients N     streams of the fleet case, over all its gateways (100000)
+  --fleet-rate R        rows per second of the fleet case (1), written for --seconds
   --json PATH           where to write the results (target/bench/results.json)
 ";
 
@@ -34,7 +40,7 @@ usage: pgsse-bench [flags]
 /// (`STREAM_SEND_BUFFER`) after about 9 s of events, so for most of the case the gateway's
 /// writes to them wait.
 pub const STANDARD_MATRIX: &str =
-    "idle,idle-kept,1x500,1000x100,1000x100+100stalled:30s,10000x10,1000x500,ingest";
+    "idle,idle-kept,1x500,1000x100,1000x100+100stalled:30s,10000x10,1000x500,ingest,fleet";
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Case {
@@ -51,6 +57,7 @@ pub enum Case {
         kept_alive: bool,
     },
     Ingest,
+    Fleet,
 }
 
 impl Case {
@@ -59,11 +66,12 @@ impl Case {
             "idle" => Ok(Case::Idle { kept_alive: false }),
             "idle-kept" => Ok(Case::Idle { kept_alive: true }),
             "ingest" => Ok(Case::Ingest),
+            "fleet" => Ok(Case::Fleet),
             _ => {
                 let bad = || {
                     format!(
                         "--cases: {text:?} is not CLIENTSxRATE, CLIENTSxRATE+Nstalled (either \
-                         with :Ss), idle, idle-kept or ingest"
+                         with :Ss), idle, idle-kept, ingest or fleet"
                     )
                 };
                 let (load, seconds) = match text.split_once(':') {
@@ -123,6 +131,7 @@ impl Case {
             Case::Idle { kept_alive: false } => "idle connections".into(),
             Case::Idle { kept_alive: true } => "idle connections, kept alive".into(),
             Case::Ingest => "ingest".into(),
+            Case::Fleet => "fleet".into(),
         }
     }
 }
@@ -138,6 +147,9 @@ pub struct Args {
     pub idle_max: usize,
     pub idle_watch: u64,
     pub ingest: i64,
+    pub fleet_gateways: usize,
+    pub fleet_clients: usize,
+    pub fleet_rate: f64,
     pub json: PathBuf,
 }
 
@@ -153,6 +165,9 @@ impl Args {
             idle_max: 100_000,
             idle_watch: 60,
             ingest: 300_000,
+            fleet_gateways: 6,
+            fleet_clients: 100_000,
+            fleet_rate: 1.0,
             json: PathBuf::from("target/bench/results.json"),
         };
         let mut rest = args.iter();
@@ -175,6 +190,15 @@ impl Args {
                     parsed.idle_watch = value.parse().map_err(|_| number("seconds"))?
                 }
                 "--ingest" => parsed.ingest = value.parse().map_err(|_| number("a count"))?,
+                "--fleet-gateways" => {
+                    parsed.fleet_gateways = value.parse().map_err(|_| number("a count"))?
+                }
+                "--fleet-clients" => {
+                    parsed.fleet_clients = value.parse().map_err(|_| number("a count"))?
+                }
+                "--fleet-rate" => {
+                    parsed.fleet_rate = value.parse().map_err(|_| number("a rate"))?
+                }
                 "--json" => parsed.json = PathBuf::from(value),
                 _ => return Err(format!("unknown flag {flag}; see --help")),
             }

@@ -1,15 +1,18 @@
-//! `pgsse-bench hold`: a helper process that opens idle streams and holds them until its stdin
-//! closes. The idle case runs several, because one process may hold only as many connections
-//! as its open-file limit allows, and the point is to find the gateway's limit, not ours.
+//! `pgsse-bench hold`: a helper process that opens streams and holds them until its stdin
+//! closes. The idle and fleet cases run several, because one process may hold only as many
+//! connections as its open-file limit allows, and the point is to find the gateway's limit, not
+//! ours. With `--rows` and `--tag` its clients check the rows of a run as a load's do.
 //!
 //! It prints `held N` as it goes, then `done N` and, if it had to stop early, `stop REASON`
-//! first.
+//! first; once its stdin closes, `result {…}`: what its clients received (a [`HoldResult`]).
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 
 use pgsse::bench::clients::{Clients, Spec};
 use pgsse::bench::net::raise_fd_limit;
+use pgsse::bench::tally::Deliveries;
+use serde::{Deserialize, Serialize};
 
 /// Streams opened together before checking that all of them opened.
 const BATCH: usize = 1000;
@@ -21,6 +24,19 @@ pub struct HoldArgs {
     pub source_offset: usize,
     /// Whether each stream goes on a connection that served a request first.
     pub kept_alive: bool,
+    /// The rows of the run the clients check, and the run's tag.
+    pub rows: u64,
+    pub tag: u32,
+}
+
+/// What a helper's clients received, printed as JSON once they are done.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HoldResult {
+    pub deliveries: Deliveries,
+    /// Every row's latency at every client, in microseconds.
+    pub latencies_us: Vec<u32>,
+    /// Clients whose stream ended before they were told to stop.
+    pub ended: usize,
 }
 
 impl HoldArgs {
@@ -31,6 +47,8 @@ impl HoldArgs {
             sources: 1,
             source_offset: 0,
             kept_alive: false,
+            rows: 0,
+            tag: 0,
         };
         for pair in args.chunks(2) {
             let [flag, value] = pair else {
@@ -43,6 +61,8 @@ impl HoldArgs {
                 "--sources" => parsed.sources = value.parse().map_err(|_| bad())?,
                 "--source-offset" => parsed.source_offset = value.parse().map_err(|_| bad())?,
                 "--kept-alive" => parsed.kept_alive = value == "1",
+                "--rows" => parsed.rows = value.parse().map_err(|_| bad())?,
+                "--tag" => parsed.tag = value.parse().map_err(|_| bad())?,
                 _ => return Err(format!("hold: unknown flag {flag}")),
             }
         }
@@ -58,8 +78,8 @@ pub async fn run(args: HoldArgs) {
         gateway: args.gateway,
         sources: args.sources,
         source_offset: args.source_offset,
-        rows: 0,
-        tag: 0,
+        rows: args.rows,
+        tag: args.tag,
         stalled: false,
         kept_alive: args.kept_alive,
     });
@@ -79,7 +99,21 @@ pub async fn run(args: HoldArgs) {
     say(&format!("done {held}"));
     // Hold until the parent closes our stdin (or exits).
     let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await;
-    clients.finish().await;
+    let tallies = clients.finish().await;
+    let mut result = HoldResult {
+        deliveries: Deliveries::default(),
+        latencies_us: Vec::new(),
+        ended: 0,
+    };
+    for tally in &tallies {
+        result.deliveries.add(tally, args.rows);
+        result.ended += usize::from(tally.ended);
+        result
+            .latencies_us
+            .extend(tally.samples.iter().map(|s| s.latency_us));
+    }
+    let json = serde_json::to_string(&result).expect("a result serialises");
+    say(&format!("result {json}"));
 }
 
 fn say(line: &str) {

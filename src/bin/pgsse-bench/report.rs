@@ -6,6 +6,7 @@ use std::path::Path;
 use pgsse::bench::tally::Latency;
 use serde::Serialize;
 
+use crate::fleet::FleetResult;
 use crate::idle::IdleResult;
 use crate::ingest::IngestResult;
 use crate::load::LoadResult;
@@ -16,6 +17,7 @@ pub enum CaseResult {
     Load(Box<LoadResult>),
     Idle(IdleResult),
     Ingest(IngestResult),
+    Fleet(Box<FleetResult>),
     Failed { case: String, error: String },
 }
 
@@ -50,6 +52,7 @@ pub fn table(results: &Results) -> String {
             CaseResult::Load(r) => load_row(&mut out, &mut notes, r),
             CaseResult::Idle(r) => idle_row(&mut out, &mut notes, r),
             CaseResult::Ingest(r) => ingest_row(&mut out, &mut notes, r),
+            CaseResult::Fleet(r) => fleet_row(&mut out, &mut notes, r),
             CaseResult::Failed { case, error } => {
                 let _ = writeln!(out, "| {case} | failed: {error} | | | | | | | | |");
             }
@@ -155,6 +158,45 @@ fn idle_row(out: &mut String, notes: &mut String, r: &IdleResult) {
         mib(last),
         r.rss_after_leaving_kib.len(),
         r.clients_connected_after
+    );
+}
+
+fn fleet_row(out: &mut String, notes: &mut String, r: &FleetResult) {
+    let d = &r.deliveries;
+    let _ = writeln!(
+        out,
+        "| fleet: {} streams on {} gateways, {} rows/s | {} / {} | {:.0} | {} / {} | {} / {} / {} | {} | – | – | {} | {} |",
+        r.target,
+        r.gateways,
+        r.write_rate.round(),
+        r.held,
+        r.failed,
+        r.write_rate,
+        d.received,
+        d.expected,
+        d.lost,
+        d.duplicated,
+        d.out_of_order,
+        latency(&r.latency, true),
+        number(r.kib_per_stream, 1),
+        number(r.gateway_cpu_seconds_per_million, 1),
+    );
+    let _ = writeln!(
+        notes,
+        "- fleet: {} gateways held {} streams ({} ended early); each gateway had {:.1} \
+         connections to PostgreSQL, whose backends used {} s of CPU per second of writing per \
+         gateway; PostgreSQL took {:.0} notifying commits/s from 8 connections inserting as fast \
+         as they could.",
+        r.gateways,
+        r.held,
+        r.streams_ended,
+        r.database_connections_per_gateway,
+        match r.database_cpu_per_gateway {
+            // Below what the kernel's 10 ms clock tick can show over the run.
+            Some(s) if s < 0.001 => "under 0.001".to_owned(),
+            other => number(other, 3),
+        },
+        r.notifying_commits_per_second
     );
 }
 

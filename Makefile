@@ -59,11 +59,13 @@ lint:
 # The benchmark runs a release gateway on its own port against the database $(BENCH_DB) of the
 # private cluster, dropped and created anew on every run (DATABASE_URL is not used: the run drops
 # its database). BENCH_ARGS go to pgsse-bench (`target/release/pgsse-bench --help`), e.g.
-# BENCH_ARGS="--cases 1000x100 --seconds 30". The gateway gets the hard open-file limit and a
-# broadcast buffer of BENCH_BROADCAST events; its log goes to target/bench/gateway.log.
+# BENCH_ARGS="--cases 1000x100 --seconds 30". The gateway gets the hard open-file limit, a
+# broadcast buffer of BENCH_BROADCAST events and room for BENCH_MAX_STREAMS streams (over HTTP/2
+# they need no connection each); its log goes to target/bench/gateway.log.
 BENCH_PORT ?= 8090
 BENCH_DB ?= pgsse_bench
 BENCH_BROADCAST ?= 16384
+BENCH_MAX_STREAMS ?= 100000
 BENCH_ARGS ?=
 BENCH_URL = postgres://postgres@127.0.0.1:$(PGPORT)/$(BENCH_DB)
 
@@ -83,8 +85,8 @@ bench-run:
 	psql "$$admin" -qc "create database $(BENCH_DB)"; \
 	ulimit -n "$$(ulimit -Hn)"; \
 	DATABASE_URL="$(BENCH_URL)" BIND_ADDR="127.0.0.1:$(BENCH_PORT)" \
-		BROADCAST_CAPACITY="$(BENCH_BROADCAST)" RUST_LOG="$${RUST_LOG:-warn}" \
-		$(BENCH_GATEWAY) >target/bench/gateway.log 2>&1 & gateway=$$!; \
+		BROADCAST_CAPACITY="$(BENCH_BROADCAST)" MAX_STREAMS="$(BENCH_MAX_STREAMS)" \
+		RUST_LOG="$${RUST_LOG:-warn}" $(BENCH_GATEWAY) >target/bench/gateway.log 2>&1 & gateway=$$!; \
 	trap 'kill $$gateway 2>/dev/null; wait $$gateway 2>/dev/null || true' EXIT; \
 	target/release/pgsse-bench --gateway "127.0.0.1:$(BENCH_PORT)" --database-url "$(BENCH_URL)" \
 		--gateway-pid "$$gateway" --json "target/bench/$(BENCH_LABEL).json" $(BENCH_ARGS)

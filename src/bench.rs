@@ -52,6 +52,8 @@ pub struct Load {
     pub writers: usize,
     /// A run stops waiting for stragglers after this long without a new delivery.
     pub drain_quiet: Duration,
+    /// Over HTTP/2: this many streams share each connection.
+    pub http2: Option<usize>,
 }
 
 impl Load {
@@ -65,6 +67,7 @@ impl Load {
             source_offset: 0,
             writers: 8,
             drain_quiet: Duration::from_secs(5),
+            http2: None,
         }
     }
 
@@ -163,6 +166,7 @@ pub async fn run_load(
         tag,
         stalled: false,
         kept_alive: false,
+        http2: load.http2,
     });
     let mut stalled = Clients::new(Spec {
         gateway: target.gateway,
@@ -172,8 +176,10 @@ pub async fn run_load(
         tag,
         stalled: true,
         kept_alive: false,
+        http2: load.http2,
     });
     stalled.add(load.stalled).await;
+    stalled.stall();
     clients.add(load.clients).await;
     let floor = Floor::listen(&target.database_url, rows, tag).await?;
     at(Phase::Connected);

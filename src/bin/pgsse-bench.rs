@@ -125,9 +125,11 @@ async fn run_case(
             rate,
             stalled,
             seconds,
+            http2,
         } => {
             let mut load = load::load(*clients, *rate, args, index);
             load.stalled = *stalled;
+            load.http2 = http2.then_some(args.h2_streams);
             load.seconds = seconds.unwrap_or(load.seconds);
             let limit = Duration::from_secs_f64(load.seconds * 4.0 + 300.0);
             let run = load::run(target, gateway, load, case.name());
@@ -136,8 +138,15 @@ async fn run_case(
                 .map_err(|_| format!("did not finish within {} s", limit.as_secs()))??;
             Ok(CaseResult::Load(Box::new(result)))
         }
-        Case::Idle { kept_alive } => Ok(CaseResult::Idle(
-            idle::run(gateway, args, IDLE_SOURCES, *kept_alive).await?,
+        Case::Idle { kept_alive, http2 } => Ok(CaseResult::Idle(
+            idle::run(
+                gateway,
+                args,
+                IDLE_SOURCES,
+                *kept_alive,
+                http2.then_some(args.h2_streams),
+            )
+            .await?,
         )),
         Case::Ingest => Ok(CaseResult::Ingest(
             ingest::run(gateway, &args.database_url, args.ingest).await?,

@@ -17,7 +17,14 @@ usage: pgsse-bench [flags]
                                       reading (4 KiB receive buffers) until the others have
                                       every row, then must catch up
                         …:Ss          a load that writes for S seconds instead of --seconds
+                        …/h2          a load whose clients speak HTTP/2 (prior knowledge),
+                                      --h2-streams streams on each connection; stalled ones
+                                      stop reading their stream and their connection
                         idle          hold as many idle connections as possible
+                        idle-kept     the same, each stream on a connection that served a
+                                      request first
+                        idle-h2       the same with streams over HTTP/2, --h2-streams on
+                                      each connection
                         fleet         --fleet-gateways gateway processes on one database,
                                       --fleet-clients streams over them, --fleet-rate rows/s;
                                       and how many notifying commits PostgreSQL takes a second
@@ -30,6 +37,7 @@ usage: pgsse-bench [flags]
   --fleet-gateways N    gateway processes of the fleet case (6)
   --fleet-clients N     streams of the fleet case, over all its gateways (100000)
   --fleet-rate R        rows per second of the fleet case (1), written for --seconds
+  --h2-streams N        streams on each HTTP/2 connection of a …/h2 case (100)
   --json PATH           where to write the results (target/bench/results.json)
 ";
 
@@ -40,7 +48,8 @@ usage: pgsse-bench [flags]
 /// (`STREAM_SEND_BUFFER`) after about 9 s of events, so for most of the case the gateway's
 /// writes to them wait.
 pub const STANDARD_MATRIX: &str =
-    "idle,idle-kept,1x500,1000x100,1000x100+100stalled:30s,10000x10,1000x500,ingest,fleet";
+    "idle,idle-kept,idle-h2,1x500,1000x100,1000x100+100stalled:30s,10000x10,1000x500,10000x10/h2,\
+     1000x100+100stalled/h2:30s,ingest,fleet";
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Case {
@@ -50,11 +59,15 @@ pub enum Case {
         stalled: usize,
         /// Overrides `--seconds`.
         seconds: Option<f64>,
+        /// Over HTTP/2, `--h2-streams` streams on each connection.
+        http2: bool,
     },
     /// Idle streams; `kept_alive`: each on a connection that served a request first, as a
     /// browser's `EventSource` opens its stream on the connection that served the page.
     Idle {
         kept_alive: bool,
+        /// Over HTTP/2, `--h2-streams` streams on each connection.
+        http2: bool,
     },
     Ingest,
     Fleet,
@@ -63,15 +76,25 @@ pub enum Case {
 impl Case {
     fn parse(text: &str) -> Result<Case, String> {
         match text {
-            "idle" => Ok(Case::Idle { kept_alive: false }),
-            "idle-kept" => Ok(Case::Idle { kept_alive: true }),
+            "idle" => Ok(Case::Idle {
+                kept_alive: false,
+                http2: false,
+            }),
+            "idle-kept" => Ok(Case::Idle {
+                kept_alive: true,
+                http2: false,
+            }),
+            "idle-h2" => Ok(Case::Idle {
+                kept_alive: false,
+                http2: true,
+            }),
             "ingest" => Ok(Case::Ingest),
             "fleet" => Ok(Case::Fleet),
             _ => {
                 let bad = || {
                     format!(
                         "--cases: {text:?} is not CLIENTSxRATE, CLIENTSxRATE+Nstalled (either \
-                         with :Ss), idle, idle-kept, ingest or fleet"
+                         with /h2, :Ss or both), idle, idle-kept, idle-h2, ingest or fleet"
                     )
                 };
                 let (load, seconds) = match text.split_once(':') {
@@ -84,6 +107,10 @@ impl Case {
                         (load, Some(seconds))
                     }
                     None => (text, None),
+                };
+                let (load, http2) = match load.strip_suffix("/h2") {
+                    Some(load) => (load, true),
+                    None => (load, false),
                 };
                 let (load, stalled) = match load.split_once('+') {
                     Some((load, stalled)) => {
@@ -103,6 +130,7 @@ impl Case {
                     rate,
                     stalled,
                     seconds,
+                    http2,
                 })
             }
         }
@@ -115,6 +143,7 @@ impl Case {
                 rate,
                 stalled,
                 seconds,
+                http2,
             } => {
                 let mut name = match clients {
                     1 => format!("1 client, {rate} rows/s"),
@@ -123,13 +152,21 @@ impl Case {
                 if *stalled > 0 {
                     name += &format!(", +{stalled} stalled");
                 }
+                if *http2 {
+                    name += ", HTTP/2";
+                }
                 if let Some(seconds) = seconds {
                     name += &format!(", {seconds} s");
                 }
                 name
             }
-            Case::Idle { kept_alive: false } => "idle connections".into(),
-            Case::Idle { kept_alive: true } => "idle connections, kept alive".into(),
+            Case::Idle { http2: true, .. } => "idle streams, HTTP/2".into(),
+            Case::Idle {
+                kept_alive: false, ..
+            } => "idle connections".into(),
+            Case::Idle {
+                kept_alive: true, ..
+            } => "idle connections, kept alive".into(),
             Case::Ingest => "ingest".into(),
             Case::Fleet => "fleet".into(),
         }
@@ -150,6 +187,7 @@ pub struct Args {
     pub fleet_gateways: usize,
     pub fleet_clients: usize,
     pub fleet_rate: f64,
+    pub h2_streams: usize,
     pub json: PathBuf,
 }
 
@@ -168,6 +206,7 @@ impl Args {
             fleet_gateways: 6,
             fleet_clients: 100_000,
             fleet_rate: 1.0,
+            h2_streams: 100,
             json: PathBuf::from("target/bench/results.json"),
         };
         let mut rest = args.iter();
@@ -199,6 +238,12 @@ impl Args {
                 "--fleet-rate" => {
                     parsed.fleet_rate = value.parse().map_err(|_| number("a rate"))?
                 }
+                "--h2-streams" => {
+                    parsed.h2_streams = value.parse().map_err(|_| number("a count"))?;
+                    if parsed.h2_streams == 0 {
+                        return Err("--h2-streams: at least 1".into());
+                    }
+                }
                 "--json" => parsed.json = PathBuf::from(value),
                 _ => return Err(format!("unknown flag {flag}; see --help")),
             }
@@ -225,32 +270,40 @@ mod tests {
     fn the_standard_matrix_parses() {
         let matrix = cases(STANDARD_MATRIX).unwrap();
         assert_eq!(
-            matrix[3],
-            Case::Load {
-                clients: 1000,
-                rate: 100.0,
-                stalled: 0,
-                seconds: None
-            }
-        );
-        assert_eq!(
             matrix[4],
             Case::Load {
                 clients: 1000,
                 rate: 100.0,
-                stalled: 100,
-                seconds: Some(30.0)
+                stalled: 0,
+                seconds: None,
+                http2: false,
             }
         );
         assert_eq!(
-            matrix[4].name(),
+            matrix[5],
+            Case::Load {
+                clients: 1000,
+                rate: 100.0,
+                stalled: 100,
+                seconds: Some(30.0),
+                http2: false,
+            }
+        );
+        assert_eq!(
+            matrix[5].name(),
             "1000 clients, 100 rows/s, +100 stalled, 30 s"
         );
         assert_eq!(
-            (&matrix[0], &matrix[1], &matrix[7]),
+            (&matrix[0], &matrix[1], &matrix[10]),
             (
-                &Case::Idle { kept_alive: false },
-                &Case::Idle { kept_alive: true },
+                &Case::Idle {
+                    kept_alive: false,
+                    http2: false
+                },
+                &Case::Idle {
+                    kept_alive: true,
+                    http2: false
+                },
                 &Case::Ingest
             )
         );
@@ -258,7 +311,19 @@ mod tests {
             cases("10x5:2.5s").unwrap()[0].name(),
             "10 clients, 5 rows/s, 2.5 s"
         );
+        assert_eq!(
+            cases("1000x100+100stalled/h2:30s").unwrap()[0],
+            Case::Load {
+                clients: 1000,
+                rate: 100.0,
+                stalled: 100,
+                seconds: Some(30.0),
+                http2: true,
+            }
+        );
+        assert_eq!(matrix[8].name(), "10000 clients, 10 rows/s, HTTP/2");
         for bad in [
+            "10x5/h3",
             "10xfast",
             "10x5+3",
             "10x5+stalled",

@@ -24,6 +24,8 @@ pub struct HoldArgs {
     pub source_offset: usize,
     /// Whether each stream goes on a connection that served a request first.
     pub kept_alive: bool,
+    /// Over HTTP/2: this many streams on each connection.
+    pub http2: Option<usize>,
     /// The rows of the run the clients check, and the run's tag.
     pub rows: u64,
     pub tag: u32,
@@ -47,6 +49,7 @@ impl HoldArgs {
             sources: 1,
             source_offset: 0,
             kept_alive: false,
+            http2: None,
             rows: 0,
             tag: 0,
         };
@@ -61,6 +64,10 @@ impl HoldArgs {
                 "--sources" => parsed.sources = value.parse().map_err(|_| bad())?,
                 "--source-offset" => parsed.source_offset = value.parse().map_err(|_| bad())?,
                 "--kept-alive" => parsed.kept_alive = value == "1",
+                "--h2-streams" => {
+                    let n: usize = value.parse().map_err(|_| bad())?;
+                    parsed.http2 = (n > 0).then_some(n);
+                }
                 "--rows" => parsed.rows = value.parse().map_err(|_| bad())?,
                 "--tag" => parsed.tag = value.parse().map_err(|_| bad())?,
                 _ => return Err(format!("hold: unknown flag {flag}")),
@@ -82,6 +89,7 @@ pub async fn run(args: HoldArgs) {
         tag: args.tag,
         stalled: false,
         kept_alive: args.kept_alive,
+        http2: args.http2,
     });
     let mut held = 0;
     while held < args.clients {

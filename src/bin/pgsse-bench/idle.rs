@@ -21,6 +21,8 @@ const RETURNED: f64 = 0.10;
 pub struct IdleResult {
     /// Whether each stream was opened on a connection that served a request first.
     pub kept_alive: bool,
+    /// Over HTTP/2: this many streams on each connection.
+    pub http2: Option<usize>,
     pub target: usize,
     pub held: usize,
     pub stopped_because: String,
@@ -34,6 +36,8 @@ pub struct IdleResult {
     pub rss_after_leaving_kib: Vec<u64>,
     /// Seconds after the clients left until RSS was back within 10% of the growth.
     pub rss_returned_after_seconds: Option<usize>,
+    /// The gateway's count of open streams while they were held, and after they left.
+    pub clients_connected_held: f64,
     pub clients_connected_after: f64,
 }
 
@@ -42,6 +46,7 @@ pub async fn run(
     args: &Args,
     first_source: usize,
     kept_alive: bool,
+    http2: Option<usize>,
 ) -> Result<IdleResult, String> {
     gateway
         .wait_for_clients(0.0, Duration::from_secs(30))
@@ -54,7 +59,7 @@ pub async fn run(
     while held < args.idle_max && stop.is_none() {
         let count = (args.idle_max - held).min(PER_PROCESS);
         let offset = first_source + helpers.len() * SOURCES_PER_PROCESS;
-        let mut helper = spawn_helper(args, count, offset, kept_alive)?;
+        let mut helper = spawn_helper(args, count, offset, kept_alive, http2)?;
         let stdout = helper.stdout.take().expect("stdout is piped");
         let progress = tokio::task::spawn_blocking(move || follow(stdout, held));
         let (got, reason) = progress.await.map_err(|e| e.to_string())?;
@@ -65,8 +70,15 @@ pub async fn run(
     let seconds_to_connect = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_held = gateway.rss_kib();
+    let clients_connected_held = gateway.metric("clients_connected").await?;
     let files = gateway.files();
-    let stopped_because = explain(stop, files, cap, held, args.idle_max);
+    let stopped_because = match (http2, stop) {
+        // Streams over HTTP/2 take no connection of their own: MAX_STREAMS stops them.
+        (Some(_), Some(reason)) => {
+            format!("the gateway refused streams beyond {held} (MAX_STREAMS; {reason})")
+        }
+        (_, stop) => explain(stop, files, cap, held, args.idle_max),
+    };
     eprintln!("idle: holding {held}; {stopped_because}");
     for helper in &mut helpers {
         drop(helper.stdin.take());
@@ -81,6 +93,7 @@ pub async fn run(
     let returned = returned_after(rss_before, rss_held, &rss_after);
     Ok(IdleResult {
         kept_alive,
+        http2,
         target: args.idle_max,
         held,
         stopped_because,
@@ -95,6 +108,7 @@ pub async fn run(
         },
         rss_after_leaving_kib: rss_after,
         rss_returned_after_seconds: returned,
+        clients_connected_held,
         clients_connected_after: gateway.metric("clients_connected").await?,
     })
 }
@@ -104,6 +118,7 @@ fn spawn_helper(
     count: usize,
     offset: usize,
     kept_alive: bool,
+    http2: Option<usize>,
 ) -> Result<Child, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
     Command::new(exe)
@@ -112,6 +127,7 @@ fn spawn_helper(
         .args(["--sources", &SOURCES_PER_PROCESS.to_string()])
         .args(["--source-offset", &offset.to_string()])
         .args(["--kept-alive", if kept_alive { "1" } else { "0" }])
+        .args(["--h2-streams", &http2.unwrap_or(0).to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -22,6 +22,8 @@ pub struct LoadResult {
     pub gateway_rss_before_kib: Option<u64>,
     pub gateway_rss_connected_kib: Option<u64>,
     pub kib_per_connection: Option<f64>,
+    /// When every row had arrived (with stalled clients: while they still stalled).
+    pub gateway_rss_drained_kib: Option<u64>,
     /// Gateway CPU while the rows were written and delivered.
     pub gateway_cpu_seconds: Option<f64>,
     pub gateway_cpu_seconds_per_million_deliveries: Option<f64>,
@@ -47,6 +49,7 @@ const COUNTERS: [&str; 5] = [
 struct Readings {
     rss_before: Option<u64>,
     rss_connected: Option<u64>,
+    rss_drained: Option<u64>,
     cpu_start: Option<f64>,
     cpu_end: Option<f64>,
     own_start: Option<f64>,
@@ -79,6 +82,7 @@ pub async fn run(
             r.machine_start = gateway::machine_ticks();
         }
         Phase::Drained => {
+            r.rss_drained = observed.rss_kib();
             r.cpu_end = observed.cpu_seconds();
             r.own_end = gateway::cpu_seconds("self");
             r.machine_end = gateway::machine_ticks();
@@ -119,6 +123,7 @@ fn result(
         case,
         gateway_rss_before_kib: r.rss_before,
         gateway_rss_connected_kib: r.rss_connected,
+        gateway_rss_drained_kib: r.rss_drained,
         kib_per_connection,
         gateway_cpu_seconds: cpu,
         gateway_cpu_seconds_per_million_deliveries: cpu

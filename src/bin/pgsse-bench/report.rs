@@ -104,6 +104,13 @@ fn load_row(out: &mut String, notes: &mut String, r: &LoadResult) {
     }
     if let Some(s) = &r.report.stalled {
         let d = &s.deliveries;
+        let grew = match (r.gateway_rss_connected_kib, r.gateway_rss_drained_kib) {
+            (Some(a), Some(b)) => format!("{:.1} MiB", (b as f64 - a as f64) / 1024.0),
+            _ => "–".into(),
+        };
+        said.push(format!(
+            "the gateway's RSS grew by {grew} while the rows were written to the others"
+        ));
         said.push(format!(
             "the {} stalled clients ({} failed to open) then read {} / {} rows in {:.2} s, \
              lost / dup / out of order {} / {} / {}, {} streams ended by the gateway",
@@ -129,8 +136,12 @@ fn load_row(out: &mut String, notes: &mut String, r: &LoadResult) {
 fn idle_row(out: &mut String, notes: &mut String, r: &IdleResult) {
     let _ = writeln!(
         out,
-        "| idle connections{} (up to {}) | {} / – | – | – | – | – | – | – | {} | – |",
-        if r.kept_alive { ", kept alive" } else { "" },
+        "| {} (up to {}) | {} / – | – | – | – | – | – | – | {} | – |",
+        match (r.http2, r.kept_alive) {
+            (Some(n), _) => format!("idle streams, HTTP/2 ({n} per connection)"),
+            (None, true) => "idle connections, kept alive".to_owned(),
+            (None, false) => "idle connections".to_owned(),
+        },
         r.target,
         r.held,
         number(r.kib_per_connection, 1)
@@ -143,15 +154,16 @@ fn idle_row(out: &mut String, notes: &mut String, r: &IdleResult) {
     };
     let _ = writeln!(
         notes,
-        "- idle{}: held {} in {:.0} s; stopped: {}. Gateway RSS {} MiB before, {} MiB holding them; \
+        "- idle{}: held {} in {:.1} s (the gateway counted {}); stopped: {}. Gateway RSS {} MiB before, {} MiB holding them; \
          after they left: {returned}, {} MiB after {} s ({} streams still counted).",
-        if r.kept_alive {
-            " (each stream on a connection that served GET /healthz first)"
-        } else {
-            ""
+        match (r.http2, r.kept_alive) {
+            (Some(n), _) => format!(" (streams over HTTP/2, {n} on each connection)"),
+            (None, true) => " (each stream on a connection that served GET /healthz first)".into(),
+            (None, false) => String::new(),
         },
         r.held,
         r.seconds_to_connect,
+        r.clients_connected_held,
         r.stopped_because,
         mib(r.gateway_rss_before_kib),
         mib(r.gateway_rss_held_kib),

@@ -121,9 +121,10 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "STREAM_SEND_BUFFER",
         default: Some("65536"),
-        help: "kernel send buffer (SO_SNDBUF) of each event stream's socket, in bytes: what a client \
-               that stops reading can hold before its stream waits and later catches up from \
-               memory or the table (0: the kernel's own sizing, up to megabytes per stream)",
+        help: "kernel send buffer (SO_SNDBUF) of each event stream's socket, in bytes, and over \
+               HTTP/2 what may wait for each stream: what a client that stops reading can hold \
+               before its stream waits and later catches up from memory or the table (0: the \
+               kernel's own sizing, up to megabytes per stream, and h2's 400 KB per stream)",
     },
     Setting {
         name: "SLOW_CLIENT_SECS",

@@ -62,6 +62,12 @@ pub(super) fn hyper(state: Arc<State>, limits: &Limits, reserve: bool) -> Serve 
     let http2 = (!reserve).then(|| {
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         http2.timer(TokioTimer::new());
+        // What may wait for each stream of a client that stops reading: what its socket holds
+        // over HTTP/1.1 (STREAM_SEND_BUFFER), not h2's 400 KB on each of up to 200 streams of
+        // a connection; then the stream waits, and catches up later as over HTTP/1.1.
+        if let Some(bytes) = limits.send_buffer {
+            http2.max_send_buf_size(bytes);
+        }
         http2
     });
     let tls = limits.tls.as_ref().map(|acceptors| match reserve {

@@ -1,6 +1,6 @@
 //! The HTTP edge against clients that misbehave: heads and bodies that never end, odd framing at
-//! the caps, a stalled reader at shutdown, stalled resumers with big events, HTTP/2 against the
-//! stream cap.
+//! the caps, a stalled reader at shutdown, stalled resumers with big events (over HTTP/1.1 and
+//! HTTP/2), HTTP/2 against the stream cap.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -197,8 +197,9 @@ async fn at_shutdown_a_stalled_reader_on_a_kept_alive_connection_is_cut_after_th
     drop(stalled);
 }
 
-#[tokio::test]
-async fn stalled_resumers_of_big_events_hold_at_most_a_page_each() {
+/// A gateway (the real binary, so that its memory is its own) whose event table holds 500 events
+/// of about 60 KB each, 30 MB of history, all published; and its address.
+async fn gateway_with_big_history() -> (std::process::Child, SocketAddr) {
     let url = fresh_database(pg::shared()).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -206,7 +207,7 @@ async fn stalled_resumers_of_big_events_hold_at_most_a_page_each() {
         .unwrap()
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_pgsse"))
+    let gateway = Command::new(env!("CARGO_BIN_EXE_pgsse"))
         .env("DATABASE_URL", &url)
         .env("BIND_ADDR", addr.to_string())
         .env("RING_CAPACITY", "10")
@@ -222,7 +223,6 @@ async fn stalled_resumers_of_big_events_hold_at_most_a_page_each() {
     };
     timeout(WAIT, ready).await.expect("the gateway starts");
     let sql = connect(&url).await;
-    // 500 events of about 60 KB each: 30 MB of history.
     sql.exec(
         "select pgsse.publish('big', jsonb_build_object('blob', repeat(md5(g::text), 1875))) \
            from generate_series(1, 500) g",
@@ -242,8 +242,23 @@ async fn stalled_resumers_of_big_events_hold_at_most_a_page_each() {
     timeout(WAIT, published)
         .await
         .expect("the events are published");
-    let rss = || pgsse_bench_rss(gateway.id());
-    let before = rss();
+    (gateway, addr)
+}
+
+/// The gateway's highest RSS over a second, in KiB.
+async fn peak_rss(pid: u32) -> u64 {
+    let mut peak = 0;
+    for _ in 0..20 {
+        peak = peak.max(pgsse_bench_rss(pid));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    peak
+}
+
+#[tokio::test]
+async fn stalled_resumers_of_big_events_hold_at_most_a_page_each() {
+    let (mut gateway, addr) = gateway_with_big_history().await;
+    let before = pgsse_bench_rss(gateway.id());
 
     // Twenty clients resume from the start with 4 KiB receive buffers, and read nothing.
     let mut stalled = Vec::new();
@@ -266,11 +281,7 @@ async fn stalled_resumers_of_big_events_hold_at_most_a_page_each() {
     timeout(WAIT, all_waiting)
         .await
         .expect("every stalled stream has written what it could");
-    let mut peak = 0;
-    for _ in 0..20 {
-        peak = peak.max(rss());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let peak = peak_rss(gateway.id()).await;
     let growth_kib = peak.saturating_sub(before);
     println!("20 stalled resumers: gateway RSS {before} KiB, then at most {peak} KiB");
     let _ = gateway.kill();
@@ -278,6 +289,112 @@ async fn stalled_resumers_of_big_events_hold_at_most_a_page_each() {
     assert!(
         growth_kib < 40 * 1024,
         "20 stalled resumers grew the gateway by {growth_kib} KiB (from {before} KiB)"
+    );
+}
+
+/// A socket whose reads stop for good once `stop` is set.
+struct StopsReading {
+    stream: TcpStream,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl tokio::io::AsyncRead for StopsReading {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for StopsReading {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn stalled_http2_streams_hold_a_page_and_a_send_buffer_each() {
+    let (mut gateway, addr) = gateway_with_big_history().await;
+    let before = pgsse_bench_rss(gateway.id());
+
+    // One HTTP/2 connection offering the largest windows there are, as a hostile client may:
+    // 150 streams resume from the start, then the client stops reading its socket.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let io = StopsReading {
+        stream,
+        stop: stop.clone(),
+    };
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(i32::MAX as u32)
+        .initial_connection_window_size(i32::MAX as u32)
+        .handshake::<_, bytes::Bytes>(io)
+        .await
+        .expect("an HTTP/2 handshake");
+    tokio::spawn(connection);
+    let mut responses = Vec::new();
+    for _ in 0..150 {
+        let mut client = timeout(WAIT, client.clone().ready())
+            .await
+            .expect("room for a stream")
+            .unwrap();
+        let request = http::Request::get(format!("http://{addr}{STREAM}?lastEventId=0"))
+            .body(())
+            .unwrap();
+        responses.push(client.send_request(request, true).unwrap().0);
+    }
+    let opened = async {
+        while !get(addr, "/metrics")
+            .await
+            .text()
+            .lines()
+            .any(|l| l == "pgsse_clients_connected 150")
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    timeout(WAIT, opened).await.expect("150 streams open");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    // The gateway writes what it can; then the peak of what it holds.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let peak = peak_rss(gateway.id()).await;
+    let growth_kib = peak.saturating_sub(before);
+    println!("150 stalled HTTP/2 streams: gateway RSS {before} KiB, then at most {peak} KiB");
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    drop(responses);
+    // Each holds a page of history (at most about 256 KiB) and, in h2's buffer, what one
+    // stream's socket would hold over HTTP/1.1 (STREAM_SEND_BUFFER, 64 KiB) and one event more:
+    // some 67 MiB in all. With h2's own 400 KB per stream it was 133 MiB.
+    assert!(
+        growth_kib < 100 * 1024,
+        "150 stalled HTTP/2 streams grew the gateway by {growth_kib} KiB (from {before} KiB)"
     );
 }
 

@@ -82,55 +82,106 @@ pub(super) fn hyper(state: Arc<State>, limits: &Limits, reserve: bool) -> Serve 
         idle_timeout: limits.idle_timeout,
     };
     // Shared by every connection, which holds only these two pointers to them.
-    let (routes, protocols) = (Arc::new(warp::service(routes)), Arc::new(protocols));
-    Arc::new(move |socket, mut shutdown, cut| {
-        let service = Routes(routes.clone());
+    let (routes, protocols) = (Routes::new(warp::service(routes)), Arc::new(protocols));
+    Arc::new(move |socket, shutdown, cut| {
+        let service = routes.clone();
         let protocols = protocols.clone();
-        Box::pin(async move {
-            let (idle, head) = (protocols.idle_timeout, protocols.head_timeout);
-            // The same for a plain and a TLS connection, whose types differ.
-            macro_rules! serve {
-                ($io:expr, $moved:expr, $protocol:expr) => {
-                    match ($protocol, &protocols.http2) {
-                        (Protocol::Http1, _) => {
-                            let connection = protocols.http1.serve_connection($io, service);
-                            drive(connection, $moved, idle, shutdown, cut).await;
-                        }
-                        (Protocol::Http2, Some(http2)) => {
-                            // Boxed: its state is large, and most connections are HTTP/1.
-                            let connection = Box::pin(http2.serve_connection($io, service));
-                            drive(connection, $moved, idle, shutdown, cut).await;
-                        }
-                        (Protocol::Http2, None) => {}
-                    }
-                };
-            }
-            let Some(acceptor) = &protocols.tls else {
-                let first = tokio::time::timeout(head, protocol(&socket));
-                let spoke = tokio::select! {
-                    first = first => first.ok().flatten(),
-                    () = shutdown.fired() => None,
-                };
-                let Some(spoke) = spoke else { return };
-                let (socket, moved) = Metered::new(socket);
-                serve!(TokioIo::new(socket), &moved, spoke);
-                return;
-            };
-            // The handshake counts as part of the head.
-            let (socket, moved) = Metered::new(socket);
-            let handshake = tokio::time::timeout(head, acceptor.accept(socket));
-            let tls = tokio::select! {
-                tls = handshake => tls.ok().and_then(Result::ok),
-                () = shutdown.fired() => None,
-            };
-            let Some(tls) = tls else { return };
-            let spoke = match tls.get_ref().1.alpn_protocol() {
-                Some(b"h2") => Protocol::Http2,
-                _ => Protocol::Http1,
-            };
-            serve!(TokioIo::new(tls), &moved, spoke);
-        })
+        // Two futures, each boxed at its own size: a plain connection's must not carry the
+        // space of a TLS session and its handshake (some 5 KiB on every idle stream).
+        match protocols.tls.clone() {
+            None => Box::pin(plain(socket, protocols, service, shutdown, cut)),
+            Some(acceptor) => Box::pin(encrypted(
+                socket, acceptor, protocols, service, shutdown, cut,
+            )),
+        }
     })
+}
+
+/// A plain connection: its first bytes say whether it speaks HTTP/2 (with prior knowledge) or
+/// HTTP/1.
+async fn plain(
+    socket: TcpStream,
+    protocols: Arc<Protocols>,
+    service: Routes,
+    mut shutdown: Shutdown,
+    cut: Shutdown,
+) {
+    let first = tokio::time::timeout(protocols.head_timeout, protocol(&socket));
+    let spoke = tokio::select! {
+        first = first => first.ok().flatten(),
+        () = shutdown.fired() => None,
+    };
+    let Some(spoke) = spoke else { return };
+    let (socket, moved) = Metered::new(socket);
+    serve(
+        TokioIo::new(socket),
+        &moved,
+        spoke,
+        &protocols,
+        service,
+        shutdown,
+        cut,
+    )
+    .await;
+}
+
+/// A TLS connection: the handshake, within the head timeout, whose ALPN says the protocol.
+async fn encrypted(
+    socket: TcpStream,
+    acceptor: TlsAcceptor,
+    protocols: Arc<Protocols>,
+    service: Routes,
+    mut shutdown: Shutdown,
+    cut: Shutdown,
+) {
+    let (socket, moved) = Metered::new(socket);
+    let handshake = tokio::time::timeout(protocols.head_timeout, acceptor.accept(socket));
+    let tls = tokio::select! {
+        tls = handshake => tls.ok().and_then(Result::ok),
+        () = shutdown.fired() => None,
+    };
+    let Some(tls) = tls else { return };
+    let spoke = match tls.get_ref().1.alpn_protocol() {
+        Some(b"h2") => Protocol::Http2,
+        _ => Protocol::Http1,
+    };
+    serve(
+        TokioIo::new(tls),
+        &moved,
+        spoke,
+        &protocols,
+        service,
+        shutdown,
+        cut,
+    )
+    .await;
+}
+
+/// Serves a connection that has said what it speaks with hyper's HTTP/1 or HTTP/2 connection.
+async fn serve<I>(
+    io: I,
+    moved: &AtomicU64,
+    spoke: Protocol,
+    protocols: &Protocols,
+    service: Routes,
+    shutdown: Shutdown,
+    cut: Shutdown,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static,
+{
+    let idle = protocols.idle_timeout;
+    match (spoke, &protocols.http2) {
+        (Protocol::Http1, _) => {
+            let connection = protocols.http1.serve_connection(io, service);
+            drive(connection, moved, idle, shutdown, cut).await;
+        }
+        (Protocol::Http2, Some(http2)) => {
+            // Boxed: its state is large, and most connections are HTTP/1.
+            let connection = Box::pin(http2.serve_connection(io, service));
+            drive(connection, moved, idle, shutdown, cut).await;
+        }
+        (Protocol::Http2, None) => {}
+    }
 }
 
 /// What a connection speaks, as its first bytes say.
@@ -260,22 +311,34 @@ enum End {
 /// warp's routes as a hyper service whose future is boxed: hyper keeps a connection's service
 /// future in place for the connection's whole life, and warp's is as large as its largest
 /// route's. The routes themselves are shared; a request clones them for as long as it runs.
-struct Routes<S>(Arc<S>);
+#[derive(Clone)]
+struct Routes(Arc<dyn Fn(Request<Incoming>) -> Answer + Send + Sync>);
 
-impl<S> hyper::service::Service<Request<Incoming>> for Routes<S>
-where
-    S: tower_service::Service<Request<Incoming>, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+/// What a request to the routes becomes.
+type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl Routes {
+    fn new<S>(service: S) -> Self
+    where
+        S: tower_service::Service<Request<Incoming>, Response = Response, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        Routes(Arc::new(move |request| {
+            Box::pin(service.clone().call(request))
+        }))
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for Routes {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Answer;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let mut service = S::clone(&self.0);
-        Box::pin(service.call(request))
+        (self.0)(request)
     }
 }

@@ -10,7 +10,7 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::db;
 use crate::http::State;
-use crate::hub::Hub;
+use crate::hub::{Coalescing, Hub};
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -70,7 +70,15 @@ impl App {
         let max_streams = config.max_streams.unwrap_or(max_connections);
         log::info!("serving up to {max_streams} streams at once");
         let pool = db::pool(&config);
-        let hub = Arc::new(Hub::new(config.broadcast_capacity, config.ring_capacity));
+        let coalescing = Coalescing {
+            window: config.coalesce_window,
+            per_subscriber: Coalescing::PER_SUBSCRIBER,
+        };
+        let hub = Arc::new(Hub::new(
+            config.broadcast_capacity,
+            config.ring_capacity,
+            coalescing,
+        ));
         let metrics = Arc::new(Metrics::default());
         let streams = Arc::new(stream::Settings {
             hub: hub.clone(),
@@ -142,6 +150,7 @@ impl App {
                 trigger.subscribe(),
                 trigger.subscribe(),
                 trigger.subscribe(),
+                trigger.subscribe(),
             ],
         ));
         let addr = tcp.local_addr().expect("bound");
@@ -166,7 +175,7 @@ async fn with_database(
     database: tokio_postgres::Config,
     state: Arc<State>,
     retention: Arc<Retention>,
-    [migrating, listening, pruning]: [Shutdown; 3],
+    [migrating, listening, pruning, releasing]: [Shutdown; 4],
 ) {
     log::info!("migrating {}", db::describe(&database));
     if !db::migrate_until_done(&database, &state.metrics, migrating).await {
@@ -180,6 +189,7 @@ async fn with_database(
             listening,
         ),
         retention::run(state.pool.clone(), retention, pruning),
+        state.hub.release_held(releasing),
     );
 }
 

@@ -14,6 +14,9 @@ pub struct Setting {
     pub help: &'static str,
 }
 
+/// The longest COALESCE_WINDOW_MS: an event waits no longer than a second whatever the setting.
+const MAX_COALESCE_WINDOW_MS: u64 = 1000;
+
 /// The log filter when RUST_LOG is unset.
 pub const DEFAULT_LOG: &str = "info";
 
@@ -99,6 +102,14 @@ pub const SETTINGS: &[Setting] = &[
         help: "events buffered for live clients before a slow one must catch up from history",
     },
     Setting {
+        name: "COALESCE_WINDOW_MS",
+        default: Some("10"),
+        help: "when events come faster than this, each waits up to this many milliseconds to go \
+               to the streams with the others (at most 10 µs per open stream, so few streams get \
+               every event at once); an event after a quiet spell goes at once (0: every event \
+               on its own; at most 1000)",
+    },
+    Setting {
         name: "RING_CAPACITY",
         default: Some("10000"),
         help: "recent events kept in memory for resuming clients",
@@ -178,6 +189,8 @@ pub struct Config {
     /// Capacity of the live fan-out channel; a client further behind than this catches up from
     /// the ring or the event table.
     pub broadcast_capacity: usize,
+    /// The longest an event waits to go to the streams together with others.
+    pub coalesce_window: Duration,
     /// How many recent events the in-memory ring keeps for replays.
     pub ring_capacity: usize,
     /// Events older than this are pruned.
@@ -299,6 +312,12 @@ impl Config {
             idle_timeout: seconds(&env, "IDLE_TIMEOUT_SECS")?,
             shutdown_grace: seconds(&env, "SHUTDOWN_GRACE_SECS")?,
             broadcast_capacity: env.parse("BROADCAST_CAPACITY", positive)?,
+            coalesce_window: env.parse("COALESCE_WINDOW_MS", |v| match v.parse() {
+                Ok(ms) if ms <= MAX_COALESCE_WINDOW_MS => Ok(Duration::from_millis(ms)),
+                _ => Err(format!(
+                    "expected a whole number of milliseconds, at most {MAX_COALESCE_WINDOW_MS}"
+                )),
+            })?,
             ring_capacity: env.parse("RING_CAPACITY", positive)?,
             retention_age: Duration::from_secs(env.parse("RETENTION_SECS", positive)?),
             retention_events: env.parse("RETENTION_MAX_EVENTS", positive)?,
@@ -458,6 +477,29 @@ mod tests {
             err,
             "STREAM_SEND_BUFFER=\"64k\" is invalid: expected a whole number of bytes"
         );
+    }
+
+    #[test]
+    fn the_coalescing_window_is_10_ms_unless_set_and_0_turns_it_off() {
+        let url = ("DATABASE_URL", "postgres://x/y");
+        let window = Duration::from_millis(10);
+        assert_eq!(config(&[url]).unwrap().coalesce_window, window);
+        let set = |v| config(&[url, ("COALESCE_WINDOW_MS", v)]);
+        assert_eq!(set("0").unwrap().coalesce_window, Duration::ZERO);
+        assert_eq!(
+            set("25").unwrap().coalesce_window,
+            Duration::from_millis(25)
+        );
+        for bad in ["5ms", "1001", "-1"] {
+            let err = set(bad).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "COALESCE_WINDOW_MS=\"{bad}\" is invalid: expected a whole number of \
+                     milliseconds, at most 1000"
+                )
+            );
+        }
     }
 
     #[test]

@@ -403,7 +403,7 @@ mod tests {
         })
         .unwrap();
         let (trigger, shutdown) = shutdown::channel();
-        let hub = Arc::new(Hub::new(4, 100));
+        let hub = Arc::new(Hub::new(4, 100, crate::hub::Coalescing::OFF));
         hub.start(Default::default());
         let settings = Settings {
             pool: db::pool(&config),

@@ -48,8 +48,8 @@ usage: pgsse-bench [flags]
 /// (`STREAM_SEND_BUFFER`) after about 9 s of events, so for most of the case the gateway's
 /// writes to them wait.
 pub const STANDARD_MATRIX: &str =
-    "idle,idle-kept,idle-h2,1x500,1000x100,1000x100+100stalled:30s,10000x10,1000x500,10000x10/h2,\
-     1000x100+100stalled/h2:30s,ingest,fleet";
+    "idle,idle-kept,idle-h2,1x500,1000x100,1000x100+100stalled:30s,1000x200,10000x10,1000x500,\
+     10000x10/h2,1000x100+100stalled/h2:30s,ingest,fleet";
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Case {
@@ -294,7 +294,7 @@ mod tests {
             "1000 clients, 100 rows/s, +100 stalled, 30 s"
         );
         assert_eq!(
-            (&matrix[0], &matrix[1], &matrix[10]),
+            (&matrix[0], &matrix[1], &matrix[11]),
             (
                 &Case::Idle {
                     kept_alive: false,
@@ -321,7 +321,7 @@ mod tests {
                 http2: true,
             }
         );
-        assert_eq!(matrix[8].name(), "10000 clients, 10 rows/s, HTTP/2");
+        assert_eq!(matrix[9].name(), "10000 clients, 10 rows/s, HTTP/2");
         for bad in [
             "10x5/h3",
             "10xfast",

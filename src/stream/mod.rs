@@ -240,7 +240,9 @@ impl ClientStream {
         match received {
             Ok(frame) => {
                 self.take(&frame);
-                if self.receiver.is_empty() {
+                // Only for a client that was behind: asking the receiver takes the lock that
+                // every stream and the hub share.
+                if self.behind_since.is_some() && self.receiver.is_empty() {
                     self.behind_since = None;
                 }
                 Step::Continue

@@ -12,16 +12,16 @@
 //! has published nothing, its ring answers nothing, and subscribers learn their position once it
 //! is known ([`Hub::started`]).
 //!
-//! Coalescing: when events come faster than the window ([`Coalescing`]), an event that arrives
-//! while the last batch went out less than a window ago is held until a window after it, and then
-//! goes to the subscribers with every other event held meanwhile, all at once. Each stream then
+//! Coalescing: when events come faster than the window ([`Coalescing`]), an event that follows
+//! the one before within a window, while the last batch went out less than a window ago, is held
+//! until a window after that batch, and then goes to the subscribers with every other event held
+//! meanwhile, all at once. Each stream then
 //! wakes once for the batch and writes it in one call, instead of once per event. An event after a
 //! quiet spell goes out the moment it arrives. Held events are in the ring (and in `last_id`) at
 //! once, so a resume or a new subscriber sees the same log either way.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-
 use std::time::Duration;
 
 use tokio::sync::{broadcast, watch, Notify};
@@ -52,6 +52,8 @@ struct Recent {
     sent_at: Option<Instant>,
     /// When the held events are due to go.
     release_at: Option<Instant>,
+    /// When the last event was published (held or not).
+    arrived_at: Option<Instant>,
 }
 
 /// How long events may wait to go to the subscribers together (see the module's docs).
@@ -131,6 +133,7 @@ impl Hub {
                 held: Vec::new(),
                 sent_at: None,
                 release_at: None,
+                arrived_at: None,
             }),
             start: watch::Sender::new(None),
             coalescing,
@@ -195,12 +198,18 @@ impl Hub {
     /// (now or with its batch), never neither.
     fn send(&self, recent: &mut Recent, frame: Arc<Frame>) {
         if !recent.held.is_empty() {
+            recent.arrived_at = Some(Instant::now());
             return recent.held.push(frame);
         }
         let now = Instant::now();
         let window = self.coalescing.window(self.sender.receiver_count());
+        // Events come quickly when this one follows the last within a window: then it waits
+        // for a window after the last batch. (Measured from the last batch alone, events that
+        // come about a window apart would each wait for the one before, for ever.)
+        let quick = recent.arrived_at.is_some_and(|last| now < last + window);
+        recent.arrived_at = Some(now);
         match recent.sent_at {
-            Some(sent) if !window.is_zero() && now < sent + window => {
+            Some(sent) if quick && now < sent + window => {
                 recent.held.push(frame);
                 recent.release_at = Some(sent + window);
                 self.held.notify_one();
@@ -481,6 +490,22 @@ mod tests {
         after(10).await;
         hub.publish(frame(4));
         assert_eq!(received(&mut subs[0]), [4]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_a_window_after_the_one_before_goes_at_once_even_after_a_batch() {
+        let hub = coalescing_hub();
+        let _timer = release(&hub);
+        let mut subs: Vec<_> = (0..10).map(|_| hub.subscribe()).collect();
+        hub.publish(frame(1));
+        after(5).await;
+        hub.publish(frame(2));
+        assert_eq!(received(&mut subs[0]), [1]);
+        after(11).await;
+        // Event 2 went out at 10 ms; event 3 comes at 16 ms, 11 ms after event 2 arrived.
+        assert_eq!(received(&mut subs[0]), [2]);
+        hub.publish(frame(3));
+        assert_eq!(received(&mut subs[0]), [3]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -193,31 +193,18 @@ async fn with_database(
     );
 }
 
-/// Raises the open-file limit to the hard limit: each stream is a socket, and the default soft
-/// limit (often 1024) would cap the gateway far below what the machine allows.
-pub fn raise_open_file_limit() {
-    let raised = open_file_limit().is_some_and(|mut limit| {
-        limit.rlim_cur = limit.rlim_max;
-        // SAFETY: setrlimit only reads the struct passed to it.
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 }
-    });
-    match open_file_limit() {
-        Some(limit) if raised => log::info!("open-file limit raised to {}", limit.rlim_cur),
-        _ => log::warn!(
-            "cannot raise the open-file limit: {}",
-            std::io::Error::last_os_error()
-        ),
-    }
+/// Raises this process's open-file limit to its hard limit and returns it: each stream is a
+/// socket, and the default soft limit (often 1024) would cap the gateway far below what the
+/// machine allows.
+pub fn raise_open_file_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
 }
 
-/// The process's open-file limits.
-fn open_file_limit() -> Option<libc::rlimit> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct passed to it.
-    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit)
+/// The process's soft open-file limit.
+fn open_file_limit() -> Option<u64> {
+    rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
 }
 
 /// Listens on `addr` with [`LISTEN_BACKLOG`], and SO_REUSEADDR so that a restarted gateway can bind
@@ -235,7 +222,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// MAX_CONNECTIONS, or what the open-file limit leaves after the pool and a reserve.
 fn connection_cap(config: &Config) -> usize {
     let files = open_file_limit().map_or(usize::MAX, |limit| {
-        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+        usize::try_from(limit).unwrap_or(usize::MAX)
     });
     let cap = match config.max_connections {
         Some(cap) => cap,

@@ -31,7 +31,10 @@ fn main() -> ExitCode {
         }
     }
     init_logging();
-    pgsse::app::raise_open_file_limit();
+    match pgsse::app::raise_open_file_limit() {
+        Ok(limit) => log::info!("open-file limit raised to {limit}"),
+        Err(err) => log::warn!("cannot raise the open-file limit: {err}"),
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {

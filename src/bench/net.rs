@@ -187,25 +187,6 @@ fn parse_response(raw: &[u8]) -> io::Result<Option<(u16, String)>> {
     )))
 }
 
-/// Raises this process's soft open-file limit to its hard limit; returns the new soft limit.
-pub fn raise_fd_limit() -> io::Result<libc::rlim_t> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        limit.rlim_cur = limit.rlim_max;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(limit.rlim_cur)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

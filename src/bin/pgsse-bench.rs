@@ -28,7 +28,7 @@ mod report;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pgsse::bench::net::raise_fd_limit;
+use pgsse::app::raise_open_file_limit;
 use pgsse::bench::Target;
 
 use self::args::{Args, Case, USAGE};
@@ -62,7 +62,7 @@ fn main() -> ExitCode {
     let _ = pretty_env_logger::formatted_timed_builder()
         .parse_filters(&std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .try_init();
-    match raise_fd_limit() {
+    match raise_open_file_limit() {
         Ok(limit) => eprintln!("pgsse-bench: open-file limit {limit}"),
         Err(err) => eprintln!("pgsse-bench: cannot raise the open-file limit: {err}"),
     }

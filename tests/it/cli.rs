@@ -54,3 +54,45 @@ async fn a_bind_address_in_use_fails_startup_naming_bind_addr() {
         "{message}"
     );
 }
+
+#[test]
+fn the_binary_raises_its_open_file_limit_and_sizes_its_connection_cap_from_it() {
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+    assert!(
+        hard > 256,
+        "the test needs a hard limit above 256, not {hard}"
+    );
+    // Started with a soft limit of 256, as many shells give; the database need not be there.
+    let mut gateway = Command::new("sh")
+        .args(["-c", "ulimit -Sn 256 && exec \"$0\""])
+        .arg(env!("CARGO_BIN_EXE_pgsse"))
+        .env("DATABASE_URL", "postgres://pgsse@127.0.0.1:1/none")
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = gateway.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut seen = Vec::new();
+    let cap = loop {
+        let line = lines.next().expect("the gateway logs its cap").unwrap();
+        if let Some(at) = line.find("serving up to ") {
+            break line[at..].to_owned();
+        }
+        seen.push(line);
+    };
+    gateway.kill().unwrap();
+    gateway.wait().unwrap();
+    assert!(
+        seen.iter()
+            .any(|l| l.ends_with(&format!("open-file limit raised to {hard}"))),
+        "{seen:?}"
+    );
+    // The default cap: the limit less the pool's 16 and a reserve of 64.
+    let expected = format!(
+        "serving up to {} connections at once (open-file limit {hard})",
+        hard - 16 - 64
+    );
+    assert_eq!(cap, expected);
+}

@@ -9,8 +9,8 @@
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 
+use pgsse::app::raise_open_file_limit;
 use pgsse::bench::clients::{Clients, Spec};
-use pgsse::bench::net::raise_fd_limit;
 use pgsse::bench::tally::Deliveries;
 use serde::{Deserialize, Serialize};
 
@@ -78,7 +78,7 @@ impl HoldArgs {
 }
 
 pub async fn run(args: HoldArgs) {
-    if let Err(err) = raise_fd_limit() {
+    if let Err(err) = raise_open_file_limit() {
         eprintln!("pgsse-bench hold: cannot raise the open-file limit: {err}");
     }
     let mut clients = Clients::new(Spec {

@@ -6,6 +6,8 @@ use tokio_postgres::error::SqlState;
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
+use crate::store::StoreError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The request is malformed: bad JSON, a wrong type, a value out of range.
@@ -135,37 +137,41 @@ impl Reply for ApiError {
     }
 }
 
-impl From<tokio_postgres::Error> for ApiError {
-    /// Database errors the client caused become 4xx; a lost connection is a 503. Handlers
-    /// validate input first, so these are the backstop, not the usual path.
-    fn from(err: tokio_postgres::Error) -> ApiError {
-        let Some(db) = err.as_db_error() else {
-            let io = std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>());
-            return if err.is_closed() || io {
-                ApiError::Unavailable(err.into())
-            } else {
-                ApiError::Internal(err.into())
-            };
-        };
-        let constraint = db.constraint().unwrap_or("a constraint").to_owned();
-        match *db.code() {
-            SqlState::UNIQUE_VIOLATION => ApiError::Conflict(format!("violates {constraint}")),
-            SqlState::FOREIGN_KEY_VIOLATION => ApiError::Unprocessable {
-                message: format!("refers to a row that does not exist ({constraint})"),
+impl From<StoreError> for ApiError {
+    /// Database errors the client caused become 4xx, without the names of the schema's
+    /// constraints; a lost connection is a 503. Handlers validate input first and turn the
+    /// errors they expect into better messages, so this is the backstop, not the usual path.
+    fn from(err: StoreError) -> ApiError {
+        if let StoreError::Duplicate { .. }
+        | StoreError::MissingReference { .. }
+        | StoreError::Invalid { .. } = &err
+        {
+            log::info!("a request was refused by the database: it {err}");
+        }
+        match err {
+            StoreError::Duplicate { .. } => {
+                ApiError::Conflict("conflicts with a row that exists already".into())
+            }
+            StoreError::MissingReference { .. } => ApiError::Unprocessable {
+                message: "refers to a row that does not exist".into(),
                 field: None,
             },
-            SqlState::CHECK_VIOLATION | SqlState::NOT_NULL_VIOLATION => ApiError::BadRequest {
-                message: format!("violates {constraint}"),
+            StoreError::Invalid { .. } => ApiError::BadRequest {
+                message: "a value breaks a rule of the table".into(),
                 field: None,
             },
-            ref code if code.code().starts_with("22") => ApiError::BadRequest {
-                message: db.message().to_owned(),
+            StoreError::Refused { code, message } if code == SqlState::NO_DATA_FOUND => {
+                ApiError::Unprocessable {
+                    message,
+                    field: None,
+                }
+            }
+            StoreError::Refused { message, .. } => ApiError::BadRequest {
+                message,
                 field: None,
             },
-            SqlState::ADMIN_SHUTDOWN
-            | SqlState::CANNOT_CONNECT_NOW
-            | SqlState::TOO_MANY_CONNECTIONS => ApiError::Unavailable(err.into()),
-            _ => ApiError::Internal(err.into()),
+            StoreError::Unavailable(err) => ApiError::Unavailable(err.into()),
+            StoreError::Other(err) => ApiError::Internal(err.into()),
         }
     }
 }

@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::{body, validate, with_state, State};
 use crate::auth::Claims;
 use crate::registry::rfc3339;
-use crate::store::{events, users};
+use crate::store::{events, users, StoreError};
 
 /// How long a demo token is valid.
 const DEMO_TOKEN_SECS: u64 = 3600;
@@ -123,10 +123,7 @@ async fn send(
     };
     let id = match events::publish(&client, &body.kind, &body.data, &target).await {
         Ok(id) => id,
-        Err(err) if err.code() == Some(&SqlState::NO_DATA_FOUND) => {
-            let message = err
-                .as_db_error()
-                .map_or(String::new(), |e| e.message().to_owned());
+        Err(StoreError::Refused { code, message }) if code == SqlState::NO_DATA_FOUND => {
             return Err(ApiError::unprocessable("target.userId", message));
         }
         Err(err) => return Err(err.into()),

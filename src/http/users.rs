@@ -4,12 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio_postgres::error::SqlState;
 use warp::{Filter, Reply};
 
 use super::error::ApiError;
 use super::{body, validate, with_state, State};
-use crate::store::users;
+use crate::store::{users, StoreError};
 
 /// The longest username accepted, in characters.
 const USERNAME_MAX: usize = 64;
@@ -46,9 +45,10 @@ async fn create(
     let client = state.pool.get().await?;
     match users::insert(&client, &new.username).await {
         Ok(user) => Ok(super::created(&user, format!("/api/users/{}", user.id))),
-        Err(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(ApiError::Conflict(
-            format!("the username {:?} is taken", new.username),
-        )),
+        Err(StoreError::Duplicate { .. }) => Err(ApiError::Conflict(format!(
+            "the username {:?} is taken",
+            new.username
+        ))),
         Err(err) => Err(err.into()),
     }
 }

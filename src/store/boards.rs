@@ -4,6 +4,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::{Client, Row};
 
+use super::StoreError;
+
 #[derive(Debug, Serialize)]
 pub struct Board {
     pub id: i64,
@@ -43,10 +45,7 @@ impl From<&Row> for Board {
 }
 
 /// Inserts a board; `None` when its creator does not exist.
-pub async fn insert(
-    client: &Client,
-    new: &NewBoard<'_>,
-) -> Result<Option<Board>, tokio_postgres::Error> {
+pub async fn insert(client: &Client, new: &NewBoard<'_>) -> Result<Option<Board>, StoreError> {
     let row = client
         .query_opt(
             include_str!("../../sql/board_insert.sql"),
@@ -56,7 +55,7 @@ pub async fn insert(
     Ok(row.as_ref().map(Board::from))
 }
 
-pub async fn by_id(client: &Client, id: i64) -> Result<Option<Board>, tokio_postgres::Error> {
+pub async fn by_id(client: &Client, id: i64) -> Result<Option<Board>, StoreError> {
     let row = client
         .query_opt(include_str!("../../sql/board_by_id.sql"), &[&id])
         .await?;
@@ -68,7 +67,7 @@ pub async fn page(
     client: &Client,
     before: Option<i64>,
     limit: i64,
-) -> Result<Vec<Board>, tokio_postgres::Error> {
+) -> Result<Vec<Board>, StoreError> {
     let rows = client
         .query(
             include_str!("../../sql/boards_page.sql"),

@@ -115,7 +115,7 @@ pub async fn publish(
     kind: &str,
     data: &serde_json::Value,
     to: &Recipients<'_>,
-) -> Result<Option<i64>, tokio_postgres::Error> {
+) -> Result<Option<i64>, super::StoreError> {
     let row = client
         .query_one(
             include_str!("../../sql/publish.sql"),

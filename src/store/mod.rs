@@ -2,6 +2,9 @@
 //! lives in `sql/`, runnable in psql.
 
 pub mod boards;
+mod error;
 pub mod events;
 pub mod paths;
 pub mod users;
+
+pub use error::StoreError;

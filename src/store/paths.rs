@@ -4,6 +4,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::{Client, Row};
 
+use super::StoreError;
+
 #[derive(Debug, Serialize)]
 pub struct Path {
     pub id: i64,
@@ -35,7 +37,7 @@ pub async fn insert(
     board_id: i64,
     username: &str,
     points: &Value,
-) -> Result<Option<Path>, tokio_postgres::Error> {
+) -> Result<Option<Path>, StoreError> {
     let row = client
         .query_opt(
             include_str!("../../sql/path_insert.sql"),
@@ -45,7 +47,7 @@ pub async fn insert(
     Ok(row.as_ref().map(Path::from))
 }
 
-pub async fn by_id(client: &Client, id: i64) -> Result<Option<Path>, tokio_postgres::Error> {
+pub async fn by_id(client: &Client, id: i64) -> Result<Option<Path>, StoreError> {
     let row = client
         .query_opt(include_str!("../../sql/path_by_id.sql"), &[&id])
         .await?;
@@ -58,7 +60,7 @@ pub async fn page(
     board_id: i64,
     after: i64,
     limit: i64,
-) -> Result<Vec<Path>, tokio_postgres::Error> {
+) -> Result<Vec<Path>, StoreError> {
     let rows = client
         .query(
             include_str!("../../sql/paths_page.sql"),

@@ -3,6 +3,8 @@
 use serde::Serialize;
 use tokio_postgres::{Client, Row};
 
+use super::StoreError;
+
 #[derive(Debug, Serialize)]
 pub struct User {
     pub id: i64,
@@ -21,14 +23,14 @@ impl From<&Row> for User {
     }
 }
 
-pub async fn insert(client: &Client, username: &str) -> Result<User, tokio_postgres::Error> {
+pub async fn insert(client: &Client, username: &str) -> Result<User, StoreError> {
     let row = client
         .query_one(include_str!("../../sql/user_insert.sql"), &[&username])
         .await?;
     Ok(User::from(&row))
 }
 
-pub async fn by_id(client: &Client, id: i64) -> Result<Option<User>, tokio_postgres::Error> {
+pub async fn by_id(client: &Client, id: i64) -> Result<Option<User>, StoreError> {
     let row = client
         .query_opt(include_str!("../../sql/user_by_id.sql"), &[&id])
         .await?;

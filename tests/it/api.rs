@@ -513,3 +513,32 @@ async fn a_chunked_body_over_the_limit_is_refused_once_it_passes_the_limit() {
     assert!(answer.contains("over the limit of 65536 bytes"), "{answer}");
     assert_eq!(counts(&app).await, vec![0, 0, 0, 0]);
 }
+
+#[tokio::test]
+async fn a_constraint_an_operator_added_refuses_with_a_json_error_that_names_no_part_of_the_schema()
+{
+    let app = spawn_app().await;
+    let sql = app.sql().await;
+    // Rules of the operator's own, which the API cannot validate beforehand.
+    sql.exec(
+        "alter table app_user add constraint house_rule_no_root check (username <> 'root');
+         create unique index house_rule_one_board_name on board (name);",
+    )
+    .await;
+    let refused = rejects(
+        &app,
+        "POST",
+        "/api/users",
+        br#"{"username": "root"}"#,
+        400,
+        "breaks a rule of the table",
+    )
+    .await;
+    assert!(!refused.to_string().contains("house_rule"), "{refused}");
+    create_user(&app, "alice").await;
+    let board = json!({"name": "plan", "creator": "alice"});
+    create_board(&app, board.clone()).await;
+    let body = serde_json::to_vec(&board).unwrap();
+    let refused = rejects(&app, "POST", "/api/boards", &body, 409, "exists already").await;
+    assert!(!refused.to_string().contains("house_rule"), "{refused}");
+}

@@ -99,8 +99,20 @@ impl App {
             body_timeout: config.body_read_timeout,
             cors: config.cors.clone(),
         });
-        if state.auth.is_none() {
-            log::info!("authentication is off: streams are open to anyone (set AUTH_JWT_SECRET)");
+        match state.auth {
+            None => log::info!(
+                "authentication is off: streams are open to anyone (set AUTH_JWT_SECRET)"
+            ),
+            Some(_) => log::info!(
+                "authentication is on: streams and the administrator's API take HS256 tokens \
+                 signed with AUTH_JWT_SECRET (the API for users, boards and paths stays open)"
+            ),
+        }
+        if state.demo_tokens {
+            log::warn!(
+                "DEMO_TOKENS is on: POST /api/demo/token signs anyone in as anyone, administrator \
+                 included; for demos only"
+            );
         }
         let retention = Retention {
             max_age: config.retention_age,

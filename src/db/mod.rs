@@ -131,6 +131,11 @@ async fn migrate(pg: &tokio_postgres::Config) -> Result<(), DbError> {
         .map_err(|_| DbError::ConnectTimeout)?
         .map_err(DbError::Connect)?;
     let driver = tokio::spawn(connection);
+    // refinery's `create table if not exists` of its history table would send a NOTICE, logged
+    // on every start.
+    client
+        .batch_execute("set client_min_messages = warning")
+        .await?;
     client
         .execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -141,9 +146,8 @@ async fn migrate(pg: &tokio_postgres::Config) -> Result<(), DbError> {
         .await;
     drop(client);
     let _ = driver.await;
-    for migration in report?.applied_migrations() {
-        log::info!("applied migration {migration}");
-    }
+    // refinery logs each migration as it applies it, and that there was none to apply.
+    report?;
     Ok(())
 }
 

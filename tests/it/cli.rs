@@ -96,3 +96,73 @@ fn the_binary_raises_its_open_file_limit_and_sizes_its_connection_cap_from_it() 
     );
     assert_eq!(cap, expected);
 }
+
+/// Runs the binary with `env` until it logs a line containing `until`; its log lines so far.
+fn log_until(env: &[(&str, &str)], until: &str) -> Vec<String> {
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_pgsse"))
+        .envs(env.iter().copied())
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = gateway.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut seen = Vec::new();
+    loop {
+        let line = lines.next().expect("the gateway logs it").unwrap();
+        let done = line.contains(until);
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    gateway.kill().unwrap();
+    gateway.wait().unwrap();
+    seen
+}
+
+#[tokio::test]
+async fn startup_says_once_per_migration_what_it_applied_whether_auth_is_on_and_warns_of_demo_tokens(
+) {
+    let url = fresh_database(pg::shared()).await;
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("AUTH_JWT_SECRET", "a-secret-of-at-least-32-characters!!"),
+        ("DEMO_TOKENS", "1"),
+    ];
+    let ready = "listener: listening after event";
+    let first = log_until(&env, ready);
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .unwrap()
+        .map(|f| f.unwrap().file_name().into_string().unwrap())
+        .collect::<Vec<_>>();
+    assert!(migrations.len() >= 7, "{migrations:?}");
+    for file in &migrations {
+        let name = file.trim_end_matches(".sql");
+        let lines = first.iter().filter(|l| l.contains(name)).count();
+        assert_eq!(lines, 1, "{name} in:\n{}", first.join("\n"));
+    }
+    let has = |lines: &[String], level: &str, text: &str| {
+        lines.iter().any(|l| l.contains(level) && l.contains(text))
+    };
+    assert!(has(&first, "INFO", "authentication is on"), "{first:?}");
+    assert!(
+        has(
+            &first,
+            "WARN",
+            "DEMO_TOKENS is on: POST /api/demo/token signs anyone in as anyone"
+        ),
+        "{first:?}"
+    );
+    // Started again on the migrated database: nothing applied, and no NOTICE from PostgreSQL.
+    let env = [("DATABASE_URL", url.as_str())];
+    let again = log_until(&env, ready);
+    assert!(!again.iter().any(|l| l.contains("NOTICE")), "{again:?}");
+    assert!(has(&again, "INFO", "no migrations to apply"), "{again:?}");
+    assert!(has(&again, "INFO", "authentication is off"), "{again:?}");
+    assert!(
+        !again.iter().any(|l| l.contains("DEMO_TOKENS")),
+        "{again:?}"
+    );
+}

@@ -160,7 +160,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "RUST_LOG",
         default: Some(DEFAULT_LOG),
-        help: "log filter, e.g. debug or pgsse=debug,warp=info",
+        help: "log filter, e.g. debug or pgsse=debug,warp=info; at info every request gets an \
+               access-log line (pgsse::access=warn leaves them out)",
     },
 ];
 

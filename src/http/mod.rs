@@ -85,6 +85,22 @@ pub fn routes(
     cross_origin
         .and(routes.clone().with(cors).recover(rejection))
         .or(routes.recover(rejection))
+        .with(warp::log::custom(access_log))
+}
+
+/// One line per request: its method, its path without the query (where a token may be), the
+/// status, the protocol, and how long the answer took to start (a stream's headers, for a
+/// stream). `RUST_LOG=info,pgsse::access=warn` leaves it out.
+fn access_log(info: warp::log::Info<'_>) {
+    log::info!(
+        target: "pgsse::access",
+        "{} {} {} {:?} {:.1} ms",
+        info.method(),
+        info.path(),
+        info.status().as_u16(),
+        info.version(),
+        info.elapsed().as_secs_f64() * 1000.0
+    );
 }
 
 /// Each route's path and the methods it takes, for the `Allow` header of a `405`: the routing

@@ -55,6 +55,67 @@ async fn a_bind_address_in_use_fails_startup_naming_bind_addr() {
     );
 }
 
+/// The gateway binary, run with its log read line by line; killed when dropped, so that a
+/// failing test leaves no process behind.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line read so far.
+    seen: Vec<String>,
+}
+
+impl Running {
+    /// Starts `command` (the binary, or a shell that execs it) with an info log.
+    fn start(command: &mut Command) -> Running {
+        let mut child = command
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { return };
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line that contains `text`, within the tests' deadline.
+    fn line_containing(&mut self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "no line with {text:?} in time; the log:\n{}",
+                    self.seen.join("\n")
+                )
+            });
+            self.seen.push(line.clone());
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn the_binary_raises_its_open_file_limit_and_sizes_its_connection_cap_from_it() {
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
@@ -63,65 +124,34 @@ fn the_binary_raises_its_open_file_limit_and_sizes_its_connection_cap_from_it() 
         "the test needs a hard limit above 256, not {hard}"
     );
     // Started with a soft limit of 256, as many shells give; the database need not be there.
-    let mut gateway = Command::new("sh")
-        .args(["-c", "ulimit -Sn 256 && exec \"$0\""])
-        .arg(env!("CARGO_BIN_EXE_pgsse"))
-        .env("DATABASE_URL", "postgres://pgsse@127.0.0.1:1/none")
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = gateway.stderr.take().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let mut seen = Vec::new();
-    let cap = loop {
-        let line = lines.next().expect("the gateway logs its cap").unwrap();
-        if let Some(at) = line.find("serving up to ") {
-            break line[at..].to_owned();
-        }
-        seen.push(line);
-    };
-    gateway.kill().unwrap();
-    gateway.wait().unwrap();
+    let mut gateway = Running::start(
+        Command::new("sh")
+            .args(["-c", "ulimit -Sn 256 && exec \"$0\""])
+            .arg(env!("CARGO_BIN_EXE_pgsse"))
+            .env("DATABASE_URL", "postgres://pgsse@127.0.0.1:1/none"),
+    );
+    let cap = gateway.line_containing("serving up to ");
+    let raised = format!("open-file limit raised to {hard}");
     assert!(
-        seen.iter()
-            .any(|l| l.ends_with(&format!("open-file limit raised to {hard}"))),
-        "{seen:?}"
+        gateway.seen.iter().any(|l| l.ends_with(&raised)),
+        "{:?}",
+        gateway.seen
     );
     // The default cap: the limit less the pool's 16 and a reserve of 64.
     let expected = format!(
         "serving up to {} connections at once (open-file limit {hard})",
         hard - 16 - 64
     );
-    assert_eq!(cap, expected);
+    assert!(cap.ends_with(&expected), "{cap}");
 }
 
 /// Runs the binary with `env` until it logs a line containing `until`; its log lines so far.
 fn log_until(env: &[(&str, &str)], until: &str) -> Vec<String> {
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_pgsse"))
-        .envs(env.iter().copied())
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = gateway.stderr.take().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let mut seen = Vec::new();
-    loop {
-        let line = lines.next().expect("the gateway logs it").unwrap();
-        let done = line.contains(until);
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
-    gateway.kill().unwrap();
-    gateway.wait().unwrap();
-    seen
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pgsse"));
+    let mut gateway = Running::start(command.envs(env.iter().copied()));
+    gateway.line_containing(until);
+    std::mem::take(&mut gateway.seen)
 }
-
 #[tokio::test]
 async fn startup_says_once_per_migration_what_it_applied_whether_auth_is_on_and_warns_of_demo_tokens(
 ) {
@@ -165,4 +195,30 @@ async fn startup_says_once_per_migration_what_it_applied_whether_auth_is_on_and_
         !again.iter().any(|l| l.contains("DEMO_TOKENS")),
         "{again:?}"
     );
+}
+
+#[tokio::test]
+async fn every_request_gets_an_access_log_line_without_its_query() {
+    let url = fresh_database(pg::shared()).await;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pgsse"));
+    let mut gateway = Running::start(command.env("DATABASE_URL", &url));
+    let listening = gateway.line_containing("listening on http://");
+    let addr: std::net::SocketAddr = listening.rsplit("http://").next().unwrap().parse().unwrap();
+    gateway.line_containing("listener: listening after event");
+    let response = crate::support::http::request(
+        addr,
+        "GET",
+        "/api/users/12345?access_token=secret-token",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(response.status, 404);
+    let line = gateway.line_containing("pgsse::access");
+    assert!(
+        line.contains("GET /api/users/12345 404 HTTP/1.1 "),
+        "{line}"
+    );
+    assert!(line.ends_with(" ms"), "{line}");
+    assert!(!line.contains("secret"), "{line}");
 }

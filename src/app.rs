@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpSocket};
@@ -98,6 +99,7 @@ impl App {
             demo_tokens: config.demo_tokens,
             body_timeout: config.body_read_timeout,
             cors: config.cors.clone(),
+            migrated: AtomicBool::new(false),
         });
         match state.auth {
             None => log::info!(
@@ -193,6 +195,7 @@ async fn with_database(
     if !db::migrate_until_done(&database, &state.metrics, migrating).await {
         return;
     }
+    state.migrated.store(true, Ordering::Release);
     tokio::join!(
         listener::run(
             db::for_listener(database),

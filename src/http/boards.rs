@@ -73,7 +73,7 @@ async fn create(
         cols,
         dots: serde_json::to_value(&body.dots).expect("numbers serialize"),
     };
-    let client = state.pool.get().await?;
+    let client = state.database().await?;
     match boards::insert(&client, &new).await? {
         Some(board) => Ok(super::created(&board, format!("/api/boards/{}", board.id))),
         None => Err(ApiError::unprocessable(
@@ -87,7 +87,7 @@ async fn create(
 async fn list(query: Query, state: Arc<State>) -> Result<impl Reply, ApiError> {
     let limit = params::int(&query, "limit", 1, PAGE_MAX)?.unwrap_or(PAGE_DEFAULT);
     let before = params::int(&query, "before", 1, i64::MAX)?;
-    let client = state.pool.get().await?;
+    let client = state.database().await?;
     let items = boards::page(&client, before, limit).await?;
     let next = match items.last() {
         Some(last) if items.len() as i64 == limit => {
@@ -100,7 +100,7 @@ async fn list(query: Query, state: Arc<State>) -> Result<impl Reply, ApiError> {
 
 /// GET /api/boards/{id}
 async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.database().await?;
     match boards::by_id(&client, id).await? {
         Some(board) => Ok(warp::reply::json(&board)),
         None => Err(ApiError::NotFound(format!("there is no board {id}"))),

@@ -18,6 +18,7 @@ mod validate;
 mod web;
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +53,21 @@ pub struct State {
     pub body_timeout: Duration,
     /// Which other origins' pages may use the gateway.
     pub cors: CorsOrigins,
+    /// Set once the migrations have run: before, the API's tables may not exist yet.
+    pub migrated: AtomicBool,
+}
+
+impl State {
+    /// A pooled connection for the API, once the schema is migrated (a `503` before, not the
+    /// `500` of a missing table).
+    pub async fn database(&self) -> Result<deadpool_postgres::Object, ApiError> {
+        if !self.migrated.load(Ordering::Acquire) {
+            return Err(ApiError::Unavailable(
+                "the database schema is not migrated yet".into(),
+            ));
+        }
+        Ok(self.pool.get().await?)
+    }
 }
 
 /// The longest a connection of the reserve beyond `MAX_CONNECTIONS` may take to send a request

@@ -59,7 +59,7 @@ async fn create(
             format!("points must hold from 1 to {POINTS_MAX} [x, y] positions"),
         ));
     }
-    let client = state.pool.get().await?;
+    let client = state.database().await?;
     let board = boards::by_id(&client, board_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("there is no board {board_id}")))?;
@@ -78,7 +78,7 @@ async fn create(
 async fn list(board_id: i64, query: Query, state: Arc<State>) -> Result<impl Reply, ApiError> {
     let limit = params::int(&query, "limit", 1, PAGE_MAX)?.unwrap_or(PAGE_DEFAULT);
     let after = params::int(&query, "after", 0, i64::MAX)?.unwrap_or(0);
-    let client = state.pool.get().await?;
+    let client = state.database().await?;
     if boards::by_id(&client, board_id).await?.is_none() {
         return Err(ApiError::NotFound(format!("there is no board {board_id}")));
     }
@@ -95,7 +95,7 @@ async fn list(board_id: i64, query: Query, state: Arc<State>) -> Result<impl Rep
 
 /// GET /api/paths/{id}
 async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.database().await?;
     match paths::by_id(&client, id).await? {
         Some(path) => Ok(warp::reply::json(&path)),
         None => Err(ApiError::NotFound(format!("there is no path {id}"))),

@@ -103,7 +103,7 @@ async fn send(
              streams name their clients and sessions for their own user",
         ));
     }
-    let client = state.pool.get().await?;
+    let client = state.database().await?;
     let recipient = match body.target.user_id {
         None => None,
         Some(UserRef::Name(name)) => Some(name),

@@ -42,7 +42,7 @@ async fn create(
 ) -> Result<impl Reply, ApiError> {
     let new = body?;
     validate::text("username", &new.username, USERNAME_MAX)?;
-    let client = state.pool.get().await?;
+    let client = state.database().await?;
     match users::insert(&client, &new.username).await {
         Ok(user) => Ok(super::created(&user, format!("/api/users/{}", user.id))),
         Err(StoreError::Duplicate { .. }) => Err(ApiError::Conflict(format!(
@@ -55,7 +55,7 @@ async fn create(
 
 /// GET /api/users/{id}
 async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
-    let client = state.pool.get().await?;
+    let client = state.database().await?;
     match users::by_id(&client, id).await? {
         Some(user) => Ok(warp::reply::json(&user)),
         None => Err(ApiError::NotFound(format!("there is no user {id}"))),

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::support::http::request;
-use crate::support::{spawn_app, TestApp};
+use crate::support::{connect, fresh_database, pg, spawn_app, spawn_app_unready, TestApp};
 
 /// Row counts of every table the API writes, to show a rejected request wrote nothing.
 async fn counts(app: &TestApp) -> Vec<i64> {
@@ -541,4 +541,33 @@ async fn a_constraint_an_operator_added_refuses_with_a_json_error_that_names_no_
     let body = serde_json::to_vec(&board).unwrap();
     let refused = rejects(&app, "POST", "/api/boards", &body, 409, "exists already").await;
     assert!(!refused.to_string().contains("house_rule"), "{refused}");
+}
+
+#[tokio::test]
+async fn while_the_schema_is_being_migrated_the_api_answers_503_not_500() {
+    let url = fresh_database(pg::shared()).await;
+    let sql = connect(&url).await;
+    // The advisory lock the gateway's migrations take (db::MIGRATION_LOCK): held here, they wait.
+    sql.exec("select pg_advisory_lock(7305011400)").await;
+    let app = spawn_app_unready(&url, &[]).await;
+    let waiting = "select count(*) from pg_stat_activity \
+                   where wait_event_type = 'Lock' and query like '%pg_advisory_lock%'";
+    let deadline = tokio::time::Instant::now() + crate::support::WAIT;
+    while sql.one(waiting, &[]).await.get::<_, i64>(0) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the migrations never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let early = app.post("/api/users", &json!({"username": "early"})).await;
+    assert_eq!(early.status, 503, "{}", early.text());
+    assert_eq!(
+        early.json()["error"],
+        "the database is unavailable, try again shortly"
+    );
+    assert_eq!(app.get("/api/boards").await.status, 503);
+    sql.exec("select pg_advisory_unlock(7305011400)").await;
+    app.wait_ready().await;
+    create_user(&app, "early").await;
 }

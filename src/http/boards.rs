@@ -95,14 +95,14 @@ async fn list(query: Query, state: Arc<State>) -> Result<impl Reply, ApiError> {
         }
         _ => None,
     };
-    Ok(warp::reply::json(&Page { items, next }))
+    Ok(super::json(&Page { items, next }))
 }
 
 /// GET /api/boards/{id}
 async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
     let client = state.database().await?;
     match boards::by_id(&client, id).await? {
-        Some(board) => Ok(warp::reply::json(&board)),
+        Some(board) => Ok(super::json(&board)),
         None => Err(ApiError::NotFound(format!("there is no board {id}"))),
     }
 }

@@ -117,7 +117,7 @@ impl Reply for ApiError {
             field: self.field(),
         };
         let mut response =
-            warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+            warp::reply::with_status(super::json(&body), self.status()).into_response();
         let headers = response.headers_mut();
         match self {
             ApiError::Unauthorized(_) => {

@@ -16,7 +16,7 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
     let health = warp::path!("healthz")
         .and(super::read())
-        .map(|| warp::reply::json(&json!({"status": "ok"})));
+        .map(|| super::json(&json!({"status": "ok"})));
     let ready = warp::path!("readyz")
         .and(super::read())
         .and(with_state(state.clone()))
@@ -33,14 +33,14 @@ pub fn routes(
 fn ready(state: Arc<State>) -> impl Reply {
     if state.metrics.is_listening() {
         let body = json!({"status": "ready", "listener": "listening"});
-        warp::reply::with_status(warp::reply::json(&body), StatusCode::OK)
+        warp::reply::with_status(super::json(&body), StatusCode::OK)
     } else {
         let why = state
             .metrics
             .not_ready()
             .unwrap_or_else(|| "the listener is connecting to PostgreSQL".to_owned());
         let body = json!({"status": "not ready", "reason": why});
-        warp::reply::with_status(warp::reply::json(&body), StatusCode::SERVICE_UNAVAILABLE)
+        warp::reply::with_status(super::json(&body), StatusCode::SERVICE_UNAVAILABLE)
     }
 }
 

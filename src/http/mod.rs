@@ -223,8 +223,32 @@ async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
 
 /// A 201 answer with the created resource and its location.
 pub fn created(resource: &impl serde::Serialize, location: String) -> Response {
-    let reply = warp::reply::with_status(warp::reply::json(resource), StatusCode::CREATED);
+    let reply = warp::reply::with_status(json(resource), StatusCode::CREATED);
     warp::reply::with_header(reply, LOCATION, location).into_response()
+}
+
+/// A JSON reply that ends with a newline, as the output of a command line should (`curl` users'
+/// prompts then start on a line of their own).
+pub fn json(value: &impl serde::Serialize) -> Response {
+    let mut body = match serde_json::to_vec(value) {
+        Ok(body) => body,
+        Err(err) => {
+            log::error!("internal error: a reply cannot be written as JSON: {err}");
+            let mut response = Response::new(r#"{"error":"internal error"}"#.into());
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            return with_json_type(response);
+        }
+    };
+    body.push(b'\n');
+    with_json_type(Response::new(body.into()))
+}
+
+fn with_json_type(mut response: Response) -> Response {
+    let json = warp::http::HeaderValue::from_static("application/json");
+    response
+        .headers_mut()
+        .insert(warp::http::header::CONTENT_TYPE, json);
+    response
 }
 
 /// A page of results and the address of the next page, if there may be one.

@@ -90,14 +90,14 @@ async fn list(board_id: i64, query: Query, state: Arc<State>) -> Result<impl Rep
         )),
         _ => None,
     };
-    Ok(warp::reply::json(&Page { items, next }))
+    Ok(super::json(&Page { items, next }))
 }
 
 /// GET /api/paths/{id}
 async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
     let client = state.database().await?;
     match paths::by_id(&client, id).await? {
-        Some(path) => Ok(warp::reply::json(&path)),
+        Some(path) => Ok(super::json(&path)),
         None => Err(ApiError::NotFound(format!("there is no path {id}"))),
     }
 }

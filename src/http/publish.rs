@@ -129,7 +129,7 @@ async fn send(
         Err(err) => return Err(err.into()),
     };
     Ok(warp::reply::with_status(
-        warp::reply::json(&json!({ "id": id })),
+        super::json(&json!({ "id": id })),
         StatusCode::ACCEPTED,
     ))
 }
@@ -158,7 +158,7 @@ async fn clients(
             })
         })
         .collect();
-    Ok(warp::reply::json(&json!({ "clients": clients })))
+    Ok(super::json(&json!({ "clients": clients })))
 }
 
 #[derive(Deserialize)]
@@ -191,7 +191,7 @@ async fn demo_token(
         format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={DEMO_TOKEN_SECS}");
     let body = json!({ "token": token, "user": claims.sub, "expires_at": claims.exp });
     Ok(warp::reply::with_header(
-        warp::reply::json(&body),
+        super::json(&body),
         "set-cookie",
         cookie,
     ))

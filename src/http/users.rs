@@ -57,7 +57,7 @@ async fn create(
 async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
     let client = state.database().await?;
     match users::by_id(&client, id).await? {
-        Some(user) => Ok(warp::reply::json(&user)),
+        Some(user) => Ok(super::json(&user)),
         None => Err(ApiError::NotFound(format!("there is no user {id}"))),
     }
 }

@@ -571,3 +571,25 @@ async fn while_the_schema_is_being_migrated_the_api_answers_503_not_500() {
     app.wait_ready().await;
     create_user(&app, "early").await;
 }
+
+#[tokio::test]
+async fn json_replies_end_with_a_newline_so_a_shell_prompt_starts_on_its_own_line() {
+    let app = spawn_app().await;
+    let created = app.post("/api/users", &json!({"username": "alice"})).await;
+    let read = app
+        .get(&format!("/api/users/{}", created.json()["id"]))
+        .await;
+    let missing = app.get("/api/users/999999").await;
+    let health = app.get("/healthz").await;
+    for (what, response) in [
+        ("201", created),
+        ("200", read),
+        ("404", missing),
+        ("healthz", health),
+    ] {
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        let text = response.text();
+        assert!(text.ends_with("}\n"), "{what}: {text:?}");
+        assert_eq!(text.matches('\n').count(), 1, "{what}: {text:?}");
+    }
+}

@@ -92,7 +92,7 @@ async fn the_board_page_draws_the_dots_and_a_path_inserted_over_sql_appears_with
     sql.exec(
         "insert into app_user(username) values ('erin'), ('frank');
          insert into board(name, creator_id, rows, cols, dots)
-         select 'Erin''s grid', id, 4, 5, '[[0, 0], [4, 3], [2, 1]]' from app_user where username = 'erin';
+         select 'Erin''s grid', id, 6, 8, '[[0, 0], [4, 3], [2, 1]]' from app_user where username = 'erin';
          insert into path(board_id, user_id, points)
          select b.id, u.id, '[[0, 0], [1, 1], [2, 1]]' from board b, app_user u where u.username = 'erin';",
     )
@@ -102,6 +102,9 @@ async fn the_board_page_draws_the_dots_and_a_path_inserted_over_sql_appears_with
     browser.goto(&url(&app, &format!("/boards/{board}"))).await;
     browser.wait_for_text("#state", "live").await;
     browser.wait_for_text("h1", "Erin's grid").await;
+    browser
+        .wait_for_text("#summary", "An 8 × 6 grid with 3 dots, created by erin")
+        .await;
 
     let dots = browser
         .eval(

@@ -5,9 +5,18 @@ use serde_json::json;
 use crate::support::{insert_board, spawn_app};
 
 const INSERT_ALICE: &str = "insert into app_user(username) values ('alice');";
-const INSERT_B1: &str =
-    "insert into board(name, creator_id) select 'b1', id from app_user where username='alice';";
-const INSERT_PATH: &str = "insert into path(board_id, user_id) select b.id, u.id from board b, app_user u where b.name='b1' and u.username='alice';";
+const INSERT_B1: &str = "insert into board(name, creator_id, dots) select 'b1', id, '[[0,0],[4,4]]' from app_user where username='alice';";
+const INSERT_PATH: &str = "insert into path(board_id, user_id, points) select b.id, u.id, '[[0,0],[1,1],[2,1]]' from board b, app_user u where b.name='b1' and u.username='alice';";
+
+#[test]
+fn the_readme_and_sql_demo_hold_the_same_inserts() {
+    let readme = include_str!("../../README.md");
+    let demo = include_str!("../../sql/demo.sql");
+    for insert in [INSERT_ALICE, INSERT_B1, INSERT_PATH] {
+        assert!(readme.contains(&format!("pgsse=# {insert}\n")), "{insert}");
+        assert!(demo.contains(&format!("{insert}\n")), "{insert}");
+    }
+}
 
 #[tokio::test]
 async fn the_readme_inserts_typed_in_psql_each_produce_exactly_one_event_with_the_exact_json() {
@@ -36,6 +45,12 @@ async fn the_readme_inserts_typed_in_psql_each_produce_exactly_one_event_with_th
         json!({"path_id": path_id, "board_id": board_id, "board_name": "b1", "user_username": "alice"})
     );
     assert!(path.id() > board.id());
+
+    // The board has dots and the path points, so that /boards/1 draws them.
+    let drawn = app.get(&format!("/api/paths/{path_id}")).await.json();
+    assert_eq!(drawn["points"], json!([[0, 0], [1, 1], [2, 1]]), "{drawn}");
+    let board = app.get(&format!("/api/boards/{board_id}")).await.json();
+    assert_eq!(board["dots"], json!([[0, 0], [4, 4]]), "{board}");
 
     // A later insert is the very next event: nothing else was sent in between.
     let sentinel = insert_board(&sql, "alice", "sentinel").await;

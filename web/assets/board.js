@@ -53,11 +53,16 @@ function boardFailed(err) {
     h('button', { type: 'button', class: 'secondary', onclick: start }, 'Try again'));
 }
 
+/** "An" before a number said with a vowel first (8, 11, 18, 80–89), "A" before any other. */
+function article(n) {
+  return String(n).startsWith('8') || n === 11 || n === 18 ? 'An' : 'A';
+}
+
 function show(board) {
   document.title = `${board.name} · pgsse`;
   document.getElementById('title').textContent = board.name;
   document.getElementById('summary').textContent =
-    `A ${board.cols} × ${board.rows} grid with ${board.dots.length} dots, created by ` +
+    `${article(board.cols)} ${board.cols} × ${board.rows} grid with ${board.dots.length} dots, created by ` +
     `${board.creator_username} on ${when(board.created_at)}.`;
   view = new BoardView(board, `Board ${board.name}: ${board.cols} by ${board.rows} grid with ${board.dots.length} dots`);
   document.getElementById('board-figure').replaceChildren(view.svg);

@@ -173,8 +173,9 @@ async fn a_reader_that_stops_reading_delays_no_one_and_loses_nothing() {
         .expect("the stalled stream's socket fills");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let queued = queued.max(gateway_send_queue(app.addr, stalled.local_addr()).unwrap_or(0));
+    // Linux lets one write go past a full buffer by up to a segment of 64 KiB: at most 192 KiB.
     assert!(
-        queued <= 160 * 1024,
+        queued <= 192 * 1024,
         "{queued} bytes queued for the stalled reader"
     );
     stalled.read_through(through).await;

@@ -58,7 +58,7 @@ impl App {
     /// not touched yet: a gateway started before its database serves at once and reports, in
     /// `/readyz` and the log, what it waits for.
     pub async fn build(config: Config) -> Result<App, StartError> {
-        let tls = match &config.tls {
+        let tls = match config.tls() {
             Some((cert, key)) => Some(server::tls::acceptors(cert, key)?),
             None => None,
         };
@@ -123,7 +123,7 @@ impl App {
         };
         let limits = server::Limits {
             max_connections,
-            send_buffer: config.stream_send_buffer,
+            send_buffer: config.send_buffer(),
             header_timeout: config.header_read_timeout,
             idle_timeout: config.idle_timeout,
             shutdown_grace: config.shutdown_grace,

@@ -23,7 +23,7 @@
 //! - [`auth`]: HS256 access tokens; [`registry`]: the connected streams, who is on each, the
 //!   stream cap and the per-user stream limit.
 //! - [`db`]: the connection pool, and migrations retried until the database is there (the gateway
-//!   serves before it is); [`backoff`]: the retry delays; [`config`]: settings from the environment;
+//!   serves before it is); [`backoff`]: the retry delays; [`config`]: flags and variables;
 //!   [`metrics`]: counters; [`retention`]: prunes old events on a timer; [`shutdown`]: the stop
 //!   protocol; [`gate`]: a future polled only after it woke; [`app`]: wires it all together.
 //! - [`bench`]: not the gateway: the load generator's core (`pgsse-bench`, the smoke test).

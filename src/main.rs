@@ -1,8 +1,10 @@
 //! The `pgsse` binary: reads the configuration, runs the gateway until SIGINT or SIGTERM.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use pgsse::{config, App, Config};
+use pgsse::config::{ConfigError, LogFormat};
+use pgsse::{App, Config};
 
 // jemalloc, with a background thread that returns freed pages to the system about a second after
 // they are freed: glibc's allocator kept the memory of 10,000 disconnected streams (250 MiB)
@@ -16,32 +18,19 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None => {}
-        Some("-h" | "--help") => {
-            print!("{}", config::help());
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => {
-            eprintln!(
-                "pgsse: unknown argument {other:?}; settings come from the environment, see --help"
-            );
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(ConfigError::Usage(err)) => err.exit(),
+        Err(err) => {
+            eprintln!("pgsse: {err}");
             return ExitCode::from(2);
         }
-    }
-    init_logging();
+    };
+    init_logging(&config);
     match pgsse::app::raise_open_file_limit() {
         Ok(limit) => log::info!("open-file limit raised to {limit}"),
         Err(err) => log::warn!("cannot raise the open-file limit: {err}"),
     }
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(err) => {
-            log::error!("{err}");
-            return ExitCode::from(2);
-        }
-    };
     let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
     runtime.block_on(async {
         match App::build(config).await {
@@ -57,11 +46,21 @@ fn main() -> ExitCode {
     })
 }
 
-fn init_logging() {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| config::DEFAULT_LOG.into());
-    pretty_env_logger::formatted_timed_builder()
-        .parse_filters(&filter)
-        .init();
+fn init_logging(config: &Config) {
+    let mut logger = pretty_env_logger::formatted_timed_builder();
+    logger.parse_filters(&config.log);
+    if config.log_format == LogFormat::Json {
+        logger.format(|out, record| {
+            let line = serde_json::json!({
+                "ts": out.timestamp_micros().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "message": record.args().to_string(),
+            });
+            writeln!(out, "{line}")
+        });
+    }
+    logger.init();
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -2,25 +2,71 @@
 
 use std::process::Command;
 
+use clap::CommandFactory;
 use pgsse::{App, Config};
 
 use crate::support::{fresh_database, pg, WAIT};
 
+/// Every setting's environment variable and flag, from the gateway's own definition.
+fn settings() -> Vec<(String, String)> {
+    Config::command()
+        .get_arguments()
+        .filter_map(|arg| {
+            let env = arg.get_env()?.to_str()?.to_owned();
+            Some((env, format!("--{}", arg.get_long()?)))
+        })
+        .collect()
+}
+
 #[test]
-fn help_lists_every_setting() {
+fn help_lists_every_setting_with_its_flag_wrapped_to_100_columns() {
     let out = Command::new(env!("CARGO_BIN_EXE_pgsse"))
         .arg("--help")
+        .env("DATABASE_URL", "postgres://u:hunter2@h/db")
         .output()
         .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for setting in pgsse::config::SETTINGS {
+    let settings = settings();
+    assert!(settings.len() >= 25, "{settings:?}");
+    // Wrapping may break a line inside "[env: NAME]".
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (env, flag) in &settings {
         assert!(
-            help.contains(setting.name),
-            "{} missing from:\n{help}",
-            setting.name
+            flat.contains(&format!("[env: {env}]")),
+            "{env} missing from:\n{help}"
+        );
+        assert!(
+            flat.contains(&format!("{flag} ")),
+            "{flag} missing from:\n{help}"
         );
     }
+    assert!(!help.contains("hunter2"), "{help}");
+    assert!(help.lines().all(|l| l.chars().count() <= 100), "{help}");
+}
+
+#[test]
+fn the_readmes_configuration_table_has_every_setting() {
+    let readme = include_str!("../../README.md");
+    let table = readme.split("## Configuration").nth(1).unwrap();
+    let table = table.split("\n## ").next().unwrap();
+    for (env, _) in settings() {
+        assert!(
+            table.contains(&format!("`{env}`")),
+            "{env} is not in the README's table"
+        );
+    }
+}
+
+#[test]
+fn version_prints_the_packages_version() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgsse"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let version = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(version, format!("pgsse {}\n", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
@@ -32,6 +78,69 @@ fn a_missing_database_url_stops_the_binary_with_a_message_naming_it() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
+}
+
+#[test]
+fn a_variable_set_to_nothing_counts_as_unset() {
+    let mut gateway = Running::start(
+        Command::new(env!("CARGO_BIN_EXE_pgsse"))
+            .env("DATABASE_URL", "")
+            .env("KEEPALIVE_SECS", ""),
+    );
+    gateway.line_containing("DATABASE_URL is not set");
+    assert_eq!(gateway.exit_code(), Some(2));
+}
+
+#[test]
+fn a_bad_flag_is_named_and_an_unknown_one_refused() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgsse"))
+            .args(args)
+            .env("DATABASE_URL", "postgres://pgsse@127.0.0.1:1/none")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&["--keepalive-secs=0"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        "pgsse: --keepalive-secs=\"0\" is invalid: expected a positive whole number\n"
+    );
+    let (code, stderr) = run(&["--bogus"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("unexpected argument '--bogus'"), "{stderr}");
+}
+
+#[test]
+fn flags_and_a_host_name_configure_the_binary_and_the_log_can_be_json() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut gateway = Running::start(
+        Command::new(env!("CARGO_BIN_EXE_pgsse"))
+            .args(["--database-url", "postgres://pgsse@127.0.0.1:1/none"])
+            .arg(format!("--bind-addr=localhost:{port}"))
+            .args(["--max-streams", "7", "--log-format", "json"]),
+    );
+    let line = gateway.line_containing("serving up to 7 streams");
+    let line: serde_json::Value = serde_json::from_str(&line).expect("a JSON object");
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["target"], "pgsse::app");
+    assert_eq!(line["message"], "serving up to 7 streams at once");
+    assert!(line["ts"].as_str().unwrap().ends_with('Z'), "{line}");
+    gateway.line_containing(&format!("127.0.0.1:{port}"));
+    let answer = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}/healthz"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&answer.stdout), "200");
 }
 
 #[tokio::test]
@@ -106,6 +215,23 @@ impl Running {
                 return line;
             }
         }
+    }
+}
+
+impl Running {
+    /// The exit status, once the binary has exited by itself within the tests' deadline.
+    fn exit_code(&mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!(
+            "the binary did not exit in time; its log:\n{}",
+            self.seen.join("\n")
+        )
     }
 }
 

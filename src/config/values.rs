@@ -1,0 +1,128 @@
+//! How each setting's text becomes its value. Each parser says what it expected; the caller
+//! adds which setting it was.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The longest COALESCE_WINDOW_MS: an event waits no longer than a second whatever the setting.
+pub const MAX_COALESCE_WINDOW_MS: u64 = 1000;
+
+/// The origins whose pages may use the gateway from the browser (CORS), besides its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// Only the gateway's own pages.
+    #[default]
+    None,
+    /// Any origin, without credentials (cookies): `*`.
+    Any,
+    /// These origins (`scheme://host[:port]`), with credentials.
+    Listed(Vec<String>),
+}
+
+impl CorsOrigins {
+    pub(super) fn parse(value: &str) -> Result<CorsOrigins, String> {
+        match value.trim() {
+            "" => return Ok(CorsOrigins::None),
+            "*" => return Ok(CorsOrigins::Any),
+            _ => {}
+        }
+        let origins = value
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(origin)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CorsOrigins::Listed(origins))
+    }
+
+    /// Whether a page on `origin` may send the gateway's cookie with its requests.
+    pub fn allows_credentials(&self, origin: &str) -> bool {
+        matches!(self, CorsOrigins::Listed(list) if list.iter().any(|o| o.eq_ignore_ascii_case(origin)))
+    }
+}
+
+/// One origin of CORS_ORIGINS, lowercased.
+fn origin(origin: &str) -> Result<String, String> {
+    let (scheme, host) = origin.split_once("://").unwrap_or(("", ""));
+    let plain = |c: char| c.is_ascii_alphanumeric() || ".-:[]".contains(c);
+    if matches!(scheme, "http" | "https") && !host.is_empty() && host.chars().all(plain) {
+        Ok(origin.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{origin:?} is not an origin: use scheme://host[:port], as in \
+             https://app.example.com, with no path"
+        ))
+    }
+}
+
+pub(super) fn database_url(value: &str) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
+    tokio_postgres::Config::from_str(value)
+}
+
+/// `ip:port`, or `host:port` resolved now to the host's first IPv4 address (or its first
+/// address if it has no IPv4 one): the gateway listens on one address.
+pub(super) fn bind_addr(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = value.parse() {
+        return Ok(addr);
+    }
+    let expected = || "expected host:port, as in 127.0.0.1:8000 or localhost:8000".to_owned();
+    let (host, port) = value.rsplit_once(':').ok_or_else(expected)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(expected());
+    }
+    let addrs: Vec<SocketAddr> = value
+        .to_socket_addrs()
+        .map_err(|err| format!("cannot resolve {host}: {err}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{host} has no address"))
+}
+
+/// An HS256 secret: long enough to be one.
+pub(super) fn secret(value: &str) -> Result<String, String> {
+    match value.len() {
+        0..=31 => Err("use at least 32 characters".into()),
+        _ => Ok(value.to_owned()),
+    }
+}
+
+pub(super) fn flag(value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected 1 or 0".into()),
+    }
+}
+
+/// A positive number of seconds.
+pub(super) fn seconds(value: &str) -> Result<Duration, String> {
+    positive(value).map(Duration::from_secs)
+}
+
+pub(super) fn coalesce_window(value: &str) -> Result<Duration, String> {
+    match value.parse() {
+        Ok(ms) if ms <= MAX_COALESCE_WINDOW_MS => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "expected a whole number of milliseconds, at most {MAX_COALESCE_WINDOW_MS}"
+        )),
+    }
+}
+
+/// A number of bytes, 0 included.
+pub(super) fn bytes(value: &str) -> Result<usize, String> {
+    value
+        .parse()
+        .map_err(|_| "expected a whole number of bytes".to_owned())
+}
+
+pub(super) fn positive<T: FromStr + PartialOrd + Default>(value: &str) -> Result<T, String> {
+    match value.parse::<T>() {
+        Ok(n) if n > T::default() => Ok(n),
+        _ => Err("expected a positive whole number".into()),
+    }
+}

@@ -48,11 +48,13 @@ pub enum Format {
 
 impl Format {
     /// The format an `Accept` header asks for: OpenMetrics if it names it at all, as Prometheus
-    /// does; Prometheus text otherwise.
+    /// does; Prometheus text otherwise. Media types are case-insensitive.
     pub fn accepted(accept: Option<&str>) -> Format {
-        match accept {
-            Some(accept) if accept.contains("application/openmetrics-text") => Format::OpenMetrics,
-            _ => Format::Prometheus,
+        let accept = accept.unwrap_or_default().to_ascii_lowercase();
+        if accept.contains("application/openmetrics-text") {
+            Format::OpenMetrics
+        } else {
+            Format::Prometheus
         }
     }
 
@@ -247,5 +249,21 @@ fn register_database(r: &mut Registry, figures: Option<&DatabaseFigures>) {
              vacuum or analyze",
             ConstGauge::new(figures.rows_estimate),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn openmetrics_goes_to_whoever_names_it_and_prometheus_text_to_everyone_else() {
+        let prometheus = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;q=0.3";
+        assert_eq!(Format::accepted(Some(prometheus)), Format::OpenMetrics);
+        let shouted = "Application/OpenMetrics-Text; version=1.0.0";
+        assert_eq!(Format::accepted(Some(shouted)), Format::OpenMetrics);
+        assert_eq!(Format::accepted(Some("*/*")), Format::Prometheus);
+        assert_eq!(Format::accepted(Some("text/plain")), Format::Prometheus);
+        assert_eq!(Format::accepted(None), Format::Prometheus);
     }
 }

@@ -45,48 +45,57 @@ fn read() -> procfs::ProcResult<Figures> {
 
 impl Collector for Process {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let figures = match read() {
-            Ok(figures) => figures,
+        match read() {
+            Ok(figures) => figures.encode(&mut encoder),
             Err(err) => {
                 log::warn!("metrics: process figures left out: {err}");
-                return Ok(());
+                Ok(())
             }
-        };
-        let cpu = ConstCounter::new(figures.cpu_seconds);
-        let help = "Total user and system CPU time spent in seconds.";
+        }
+    }
+}
+
+impl Figures {
+    fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let seconds = Some(&Unit::Seconds);
+        let cpu = ConstCounter::new(self.cpu_seconds);
+        let help = "Total user and system CPU time spent in seconds.";
         cpu.encode(encoder.encode_descriptor("process_cpu", help, seconds, cpu.metric_type())?)?;
-        let gauges = [
-            (
-                "process_resident_memory_bytes",
-                "Resident memory size in bytes.",
-                Some(figures.resident_bytes),
-            ),
-            (
-                "process_virtual_memory_bytes",
-                "Virtual memory size in bytes.",
-                Some(figures.virtual_bytes),
-            ),
-            (
-                "process_open_fds",
-                "Number of open file descriptors.",
-                Some(figures.open_fds),
-            ),
-            (
-                "process_max_fds",
-                "Maximum number of open file descriptors (the soft limit).",
-                figures.max_fds,
-            ),
-        ];
-        for (name, help, value) in gauges {
+        for (name, help, value) in self.gauges() {
             let Some(value) = value else { continue };
             let gauge = ConstGauge::new(value);
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
-        let start = ConstGauge::new(figures.start_time_seconds);
+        let start = ConstGauge::new(self.start_time_seconds);
         let help = "Start time of the process since unix epoch in seconds.";
         let descriptor =
             encoder.encode_descriptor("process_start_time", help, seconds, start.metric_type())?;
         start.encode(descriptor)
+    }
+
+    /// The gauges in whole numbers: name, help, and value if there is one.
+    fn gauges(&self) -> [(&'static str, &'static str, Option<i64>); 4] {
+        [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                Some(self.resident_bytes),
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                Some(self.virtual_bytes),
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors.",
+                Some(self.open_fds),
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors (the soft limit).",
+                self.max_fds,
+            ),
+        ]
     }
 }

@@ -3,6 +3,9 @@
 //! A frame's data is serialised once per event and shared by every client (frames travel as
 //! `Arc<Frame>`), so the cost of serialising does not grow with the number of clients.
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -86,6 +89,11 @@ pub struct Frame {
     /// Not an event: the events after the last one published up to this frame's id were pruned
     /// before the gateway could read them. Each live client renders its own `resync` for it.
     gap: bool,
+    /// When the listener received the event, for a frame it publishes; `None` for a frame read
+    /// for one stream's history, whose first write is not the event's.
+    received: Option<Instant>,
+    /// Whether a stream has handed this frame to a client yet (see [`Frame::first_write`]).
+    written: AtomicBool,
 }
 
 impl Event {
@@ -109,7 +117,27 @@ impl Frame {
             kind,
             data: json.into(),
             gap: false,
+            received: None,
+            written: AtomicBool::new(false),
         }
+    }
+
+    /// The frame, marked as received by the listener at `received`.
+    pub fn received_at(mut self, received: Instant) -> Frame {
+        self.received = Some(received);
+        self
+    }
+
+    /// How long after the listener received it a stream hands this frame to a client for the
+    /// first time: `Some` for exactly one call per published frame, whichever stream makes it,
+    /// and `None` for every later one. Once the flag is set, later calls only read it, so the
+    /// streams that follow share its cache line instead of taking it in turns.
+    pub fn first_write(&self) -> Option<Duration> {
+        let received = self.received?;
+        if self.written.load(Relaxed) || self.written.swap(true, Relaxed) {
+            return None;
+        }
+        Some(received.elapsed())
     }
 
     /// The gap marker for events lost up to `through` (see [`Frame::is_gap`]).
@@ -121,6 +149,8 @@ impl Frame {
             target: None,
             data: "".into(),
             gap: true,
+            received: None,
+            written: AtomicBool::new(false),
         }
     }
 
@@ -146,6 +176,15 @@ mod tests {
         assert_eq!(&*frame.data, r#"{"board_id":3,"board_name":"a\r\nb"}"#);
         assert_eq!(&*frame.kind, "newBoard");
         assert_eq!(frame.board_id, Some(3));
+    }
+
+    #[test]
+    fn a_published_frame_has_one_first_write_and_a_history_frame_none() {
+        let render = || Frame::render(1, "newBoard", &json!({}), None);
+        let published = render().received_at(Instant::now());
+        let writes = (0..3).filter(|_| published.first_write().is_some()).count();
+        assert_eq!(writes, 1);
+        assert_eq!(render().first_write(), None);
     }
 
     #[test]

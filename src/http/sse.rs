@@ -6,7 +6,6 @@
 //! once a stream has started it is never turned into an error.
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,8 +40,8 @@ pub fn refused_on_reserve(
             if !reserve {
                 return Err(warp::reject::not_found());
             }
-            state.metrics.streams_refused.fetch_add(1, Relaxed);
-            let max = state.metrics.connections_max.load(Relaxed);
+            state.metrics.streams_refused.inc();
+            let max = state.metrics.connections_max.get();
             log::debug!("stream request refused: {max} connections open (MAX_CONNECTIONS)");
             Ok(ApiError::Full {
                 message: format!(
@@ -157,7 +156,7 @@ async fn start(request: StreamRequest, state: &State) -> Result<ClientStream, Ap
         .registry
         .register(request.claim, request.filter.describe())
         .map_err(|full| {
-            state.metrics.streams_refused.fetch_add(1, Relaxed);
+            state.metrics.streams_refused.inc();
             ApiError::Full {
                 message: format!(
                     "the gateway is serving its maximum of {} streams (MAX_STREAMS); try again in \

@@ -27,7 +27,7 @@ use crate::backoff::Backoff;
 use crate::db;
 use crate::event::{Event, Frame};
 use crate::hub::Hub;
-use crate::metrics::{self, Metrics};
+use crate::metrics::{Metrics, ReadBy};
 use crate::shutdown::Shutdown;
 use crate::store::events;
 
@@ -76,7 +76,7 @@ pub async fn run(
             () = shutdown.fired() => break,
         };
         metrics.set_listening(false);
-        metrics::inc(&metrics.listener_reconnects);
+        metrics.listener_reconnects.inc();
         let delay = backoff.next_delay();
         let why = format!("listener: {}", db::explain(&err, &db::describe(&pg)));
         log::warn!(
@@ -133,7 +133,7 @@ async fn session(
         );
     }
     // LISTEN first, then read: whatever committed before LISTEN is in the table.
-    reader.catch_up().await?;
+    reader.catch_up(Instant::now()).await?;
     log::info!("listener: listening after event {}", hub.position().last_id);
     metrics.set_listening(true);
     backoff.reset();
@@ -142,7 +142,7 @@ async fn session(
     loop {
         tokio::select! {
             message = notifications.recv() => match message {
-                Some(Ok(payload)) => reader.forward(&payload).await?,
+                Some(Ok((payload, received))) => reader.forward(&payload, received).await?,
                 Some(Err(err)) => return Err(err.into()),
                 None => return Err(ListenError::Closed),
             },
@@ -172,11 +172,11 @@ impl Reader<'_> {
     /// Publishes the event a notification carries, if the gateway's functions signed it. A
     /// reference-only notification (an event for someone in particular, or too large for
     /// `pg_notify`) or one that skips ids is served from the table instead, so that nothing
-    /// before it can be lost.
-    async fn forward(&mut self, payload: &str) -> Result<(), ListenError> {
+    /// before it can be lost. `received` is when the notification came off the connection.
+    async fn forward(&mut self, payload: &str, received: Instant) -> Result<(), ListenError> {
         self.metrics.notification_received();
         if !self.verified(payload).await? {
-            metrics::inc(&self.metrics.notifications_rejected);
+            self.metrics.notifications_rejected.inc();
             self.rejections.count(payload);
             return Ok(());
         }
@@ -191,10 +191,10 @@ impl Reader<'_> {
         match event.data {
             _ if event.id <= last_id => Ok(()),
             Some(data) if event.id == last_id + 1 => {
-                self.publish(Frame::render(event.id, &event.kind, &data, None));
+                self.publish(Frame::render(event.id, &event.kind, &data, None), received);
                 Ok(())
             }
-            _ => self.catch_up().await,
+            _ => self.catch_up(received).await,
         }
     }
 
@@ -222,7 +222,7 @@ impl Reader<'_> {
     /// alongside the notifications made the gateway publish a third as fast.
     async fn poll(&mut self) -> Result<(), ListenError> {
         if !std::mem::take(&mut self.verified_since_poll) {
-            return self.catch_up().await;
+            return self.catch_up(Instant::now()).await;
         }
         // The horizon is still read, so that resumes are told about pruning done elsewhere.
         let row = within(self.client.query_one(&self.horizon, &[])).await?;
@@ -230,16 +230,21 @@ impl Reader<'_> {
         Ok(())
     }
 
-    /// Publishes every event in the table after the last one published.
-    async fn catch_up(&self) -> Result<(), ListenError> {
+    /// Publishes every event in the table after the last one published. `since` is when the
+    /// gateway learnt of them: the notification that asked for the read, or the read itself.
+    async fn catch_up(&self, since: Instant) -> Result<(), ListenError> {
         loop {
             let after = self.hub.position().last_id;
+            let started = Instant::now();
             let read = events::after(&self.client, &self.statement, after, events::PAGE);
             let page = within(read).await?;
+            let took = started.elapsed();
+            self.metrics
+                .catch_up_read(ReadBy::Listener, took, page.frames.len());
             self.pruned(page.pruned_through);
             let full = page.full;
             for frame in page.frames {
-                self.publish(frame);
+                self.publish(frame, since);
             }
             if !full {
                 return Ok(());
@@ -257,9 +262,10 @@ impl Reader<'_> {
         }
     }
 
-    fn publish(&self, frame: Frame) {
-        if self.hub.publish(frame) {
-            metrics::inc(&self.metrics.events_received);
+    /// Publishes a frame the gateway learnt of at `received`.
+    fn publish(&self, frame: Frame, received: Instant) {
+        if self.hub.publish(frame.received_at(received.into_std())) {
+            self.metrics.events_received.inc();
         }
     }
 }
@@ -305,14 +311,14 @@ impl Rejections {
 /// connection: a connection merely spawned as a future would throw notifications away.
 async fn drive<S, T>(
     mut connection: Connection<S, T>,
-    sender: mpsc::UnboundedSender<Result<String, tokio_postgres::Error>>,
+    sender: mpsc::UnboundedSender<Result<(String, Instant), tokio_postgres::Error>>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
     T: AsyncRead + AsyncWrite + Unpin,
 {
     loop {
         let message = match poll_fn(|cx| connection.poll_message(cx)).await {
-            Some(Ok(AsyncMessage::Notification(n))) => Ok(n.payload().to_owned()),
+            Some(Ok(AsyncMessage::Notification(n))) => Ok((n.payload().to_owned(), Instant::now())),
             Some(Ok(AsyncMessage::Notice(notice))) => {
                 log::info!("listener: server notice: {}", notice.message());
                 continue;

@@ -23,7 +23,6 @@ pub mod tls;
 
 use std::future::Future;
 use std::io;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,9 +70,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let reserve = Arc::new(Semaphore::new(RESERVE));
     let metrics = state.metrics.clone();
-    metrics
-        .connections_max
-        .store(limits.max_connections as u64, Relaxed);
+    metrics.connections_max.set(limits.max_connections as i64);
     let served = connection::hyper(state.clone(), &limits, false);
     let reserved = connection::hyper(state.clone(), &limits, true);
     // Fired once the grace after shutdown is over: every connection still open then is closed.
@@ -129,11 +126,11 @@ pub async fn serve(
         prepare(&socket, limits.send_buffer);
         let hyper = if slot.reserve { &reserved } else { &served };
         let connection = hyper(socket, state.streams.shutdown.clone(), cut.subscribe());
-        metrics.connections_open.fetch_add(1, Relaxed);
+        metrics.connections_open.inc();
         let metrics = metrics.clone();
         tokio::spawn(async move {
             connection.await;
-            metrics.connections_open.fetch_sub(1, Relaxed);
+            metrics.connections_open.dec();
             // The slot is held until the connection has ended.
             drop(slot);
         });
@@ -147,7 +144,7 @@ pub async fn serve(
     {
         log::warn!(
             "{} connections still open {} s after shutdown (SHUTDOWN_GRACE_SECS): closing them",
-            metrics.connections_open.load(Relaxed),
+            metrics.connections_open.get(),
             grace.as_secs()
         );
         cut.fire();

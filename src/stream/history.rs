@@ -2,6 +2,7 @@
 //! or the table, with a `resync` for what was pruned.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::json;
 use warp::sse::Event;
@@ -9,7 +10,7 @@ use warp::sse::Event;
 use super::{ClientStream, Settings, Step, REPLAY_PAGE, REPLAY_RETRY};
 use crate::db;
 use crate::event::Frame;
-use crate::metrics;
+use crate::metrics::ReadBy;
 use crate::store::events;
 
 impl ClientStream {
@@ -25,7 +26,7 @@ impl ClientStream {
         let (frames, pruned_through) = match ring {
             Some(frames) => {
                 let replayed = &self.settings.metrics.replayed_from_ring;
-                metrics::add(replayed, frames.len() as u64);
+                replayed.inc_by(frames.len() as u64);
                 (frames, None)
             }
             None => {
@@ -39,7 +40,7 @@ impl ClientStream {
                 match page {
                     Ok((frames, pruned_through)) => {
                         let replayed = &self.settings.metrics.replayed_from_table;
-                        metrics::add(replayed, frames.len() as u64);
+                        replayed.inc_by(frames.len() as u64);
                         (frames, Some(pruned_through))
                     }
                     Err(err) => return self.replay_failed(err).await,
@@ -103,6 +104,7 @@ impl ClientStream {
 
 /// A page of events after `after` from the event table, and how far the table was pruned.
 async fn read_table(settings: &Settings, after: i64) -> Result<(Vec<Arc<Frame>>, i64), String> {
+    let started = Instant::now();
     let read = async {
         let client = settings.pool.get().await.map_err(|e| e.to_string())?;
         let statement = client
@@ -116,6 +118,10 @@ async fn read_table(settings: &Settings, after: i64) -> Result<(Vec<Arc<Frame>>,
     let page = tokio::time::timeout(db::QUERY_TIMEOUT, read)
         .await
         .map_err(|_| format!("no answer within {:?}", db::QUERY_TIMEOUT))??;
+    let took = started.elapsed();
+    settings
+        .metrics
+        .catch_up_read(ReadBy::Stream, took, page.frames.len());
     let frames = page.frames.into_iter().map(Arc::new).collect();
     Ok((frames, page.pruned_through))
 }

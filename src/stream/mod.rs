@@ -33,7 +33,7 @@ pub use self::filter::EventFilter;
 use crate::event::Frame;
 use crate::gate::Gated;
 use crate::hub::Hub;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::registry::{self, Entry, Registration};
 use crate::shutdown::Shutdown;
 
@@ -266,7 +266,7 @@ impl ClientStream {
                 self.cursor,
                 since.elapsed().as_secs()
             );
-            metrics::inc(&self.settings.metrics.forced_disconnects);
+            self.settings.metrics.forced_disconnects.inc();
             self.hopeless = true;
             return;
         }
@@ -274,7 +274,7 @@ impl ClientStream {
             "a client fell {missed} events behind after event {}; catching up from history",
             self.cursor
         );
-        metrics::inc(&self.settings.metrics.lag_resyncs);
+        self.settings.metrics.lag_resyncs.inc();
         self.catching_up = true;
     }
 
@@ -297,7 +297,11 @@ impl ClientStream {
         if for_viewer && self.filter.accepts(frame) {
             self.ready.push_back(event(frame));
             entry.sent(frame.id);
-            metrics::inc(&self.settings.metrics.frames_delivered);
+            let metrics = &self.settings.metrics;
+            metrics.frames_delivered.inc();
+            if let Some(delay) = frame.first_write() {
+                metrics.first_write(delay);
+            }
             self.told = frame.id;
         } else if self.cursor - self.told >= POSITION_EVERY {
             self.ready.push_back(position(self.cursor));
@@ -396,7 +400,6 @@ mod tests {
     use crate::registry::{Claim, Registry};
     use crate::{config::Config, db, shutdown};
     use serde_json::Value;
-    use std::sync::atomic::Ordering::Relaxed;
 
     /// Settings whose database is never reached: these streams are served from memory.
     fn settings(slow_client: Duration) -> (Arc<Settings>, shutdown::Trigger) {
@@ -475,8 +478,8 @@ mod tests {
         // Ten events into a broadcast that holds four: the receiver has lagged.
         let expected = publish(&settings, 1..=10);
         assert_eq!(next(&mut stream, 10).await, expected);
-        assert_eq!(settings.metrics.lag_resyncs.load(Relaxed), 1);
-        assert_eq!(settings.metrics.replayed_from_ring.load(Relaxed), 10);
+        assert_eq!(settings.metrics.lag_resyncs.get(), 1);
+        assert_eq!(settings.metrics.replayed_from_ring.get(), 10);
         // Back to live, with the copies still in the receiver skipped.
         let later = publish(&settings, 11..=11);
         assert_eq!(next(&mut stream, 1).await, later);
@@ -489,6 +492,6 @@ mod tests {
         next(&mut stream, 2).await;
         publish(&settings, 1..=10);
         assert!(stream.next_event().await.is_none());
-        assert_eq!(settings.metrics.forced_disconnects.load(Relaxed), 1);
+        assert_eq!(settings.metrics.forced_disconnects.get(), 1);
     }
 }

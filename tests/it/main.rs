@@ -12,6 +12,7 @@ mod edge;
 mod events;
 mod fleet;
 mod instances;
+mod metrics;
 mod nginx;
 mod probes;
 mod recovery;

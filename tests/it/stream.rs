@@ -339,7 +339,7 @@ async fn metrics_are_prometheus_text_covering_clients_events_replays_and_the_lis
     assert_eq!(response.status, 200);
     assert_eq!(
         response.header("content-type"),
-        Some("text/plain; version=0.0.4")
+        Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let text = response.text();
     let value = |name: &str| -> f64 {

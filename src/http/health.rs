@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
@@ -14,9 +15,7 @@ use super::{with_state, State};
 pub fn routes(
     state: Arc<State>,
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
-    let health = warp::path!("healthz")
-        .and(super::read())
-        .map(|| super::json(&json!({"status": "ok"})));
+    let health = warp::path!("healthz").and(super::read()).map(health);
     let ready = warp::path!("readyz")
         .and(super::read())
         .and(with_state(state.clone()))
@@ -28,23 +27,66 @@ pub fn routes(
     health.or(ready).or(metrics)
 }
 
+/// What a probe answers.
+#[derive(Serialize, ToSchema)]
+struct Status {
+    /// `ok` (`/healthz`), `ready` or `not ready` (`/readyz`).
+    status: &'static str,
+    /// `listening` when ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listener: Option<&'static str>,
+    /// What the gateway waits for, and why, when not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// GET /healthz: the process is up.
+#[utoipa::path(get, operation_id = "health", path = "/healthz", tag = "probes", responses(
+    (status = 200, description = "The process is up: `{\"status\": \"ok\"}`.", body = Status),
+))]
+fn health() -> impl Reply {
+    let status = Status {
+        status: "ok",
+        listener: None,
+        reason: None,
+    };
+    super::json(&status)
+}
+
 /// GET /readyz: ready once migrations are done and the listener is listening; otherwise 503 with
 /// the reason (the database cannot be reached, and why; the listener reconnecting).
+#[utoipa::path(get, operation_id = "ready", path = "/readyz", tag = "probes", responses(
+    (status = 200, description = "Migrations are done and the listener is listening.",
+        body = Status),
+    (status = 503, description = "Not ready: `reason` says what it waits for and why.",
+        body = Status),
+))]
 fn ready(state: Arc<State>) -> impl Reply {
     if state.metrics.is_listening() {
-        let body = json!({"status": "ready", "listener": "listening"});
-        warp::reply::with_status(super::json(&body), StatusCode::OK)
-    } else {
-        let why = state
-            .metrics
-            .not_ready()
-            .unwrap_or_else(|| "the listener is connecting to PostgreSQL".to_owned());
-        let body = json!({"status": "not ready", "reason": why});
-        warp::reply::with_status(super::json(&body), StatusCode::SERVICE_UNAVAILABLE)
+        let body = Status {
+            status: "ready",
+            listener: Some("listening"),
+            reason: None,
+        };
+        return warp::reply::with_status(super::json(&body), StatusCode::OK);
     }
+    let why = state
+        .metrics
+        .not_ready()
+        .unwrap_or_else(|| "the listener is connecting to PostgreSQL".to_owned());
+    let body = Status {
+        status: "not ready",
+        listener: None,
+        reason: Some(why),
+    };
+    warp::reply::with_status(super::json(&body), StatusCode::SERVICE_UNAVAILABLE)
 }
 
 /// GET /metrics, in Prometheus' text format.
+#[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "probes", responses(
+    (status = 200, description = "The gateway's gauges and counters.",
+        content_type = "text/plain; version=0.0.4", body = String),
+))]
 async fn metrics(state: Arc<State>) -> impl Reply {
     let m = &state.metrics;
     let mut out = String::new();

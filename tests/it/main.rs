@@ -13,6 +13,7 @@ mod events;
 mod fleet;
 mod instances;
 mod nginx;
+mod openapi;
 mod probes;
 mod recovery;
 mod resume;

@@ -14,9 +14,9 @@ use super::{body, validate, with_state, Page, State};
 use crate::store::boards::{self, Board, NewBoard};
 
 /// The longest board name accepted through the API, in characters.
-const NAME_MAX: usize = 200;
+pub(super) const NAME_MAX: usize = 200;
 const PAGE_DEFAULT: i64 = 20;
-const PAGE_MAX: i64 = 100;
+pub(super) const PAGE_MAX: i64 = 100;
 
 pub fn routes(
     state: Arc<State>,

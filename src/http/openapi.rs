@@ -175,3 +175,36 @@ impl Modify for HeadAsGet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    /// utoipa's attributes take only literals, so the bounds are written twice: here they must
+    /// agree with the constants the handlers enforce.
+    #[test]
+    fn the_bounds_described_are_the_ones_enforced() {
+        let doc: Value = serde_json::from_slice(&JSON).expect("the description is JSON");
+        let schema =
+            |name: &str, field: &str| &doc["components"]["schemas"][name]["properties"][field];
+        let query = |path: &str, name: &str| {
+            let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+            let param = params.iter().find(|p| p["name"] == name).unwrap();
+            param["schema"]["maximum"].clone()
+        };
+        assert_eq!(
+            schema("NewUser", "username")["maxLength"],
+            users::USERNAME_MAX
+        );
+        assert_eq!(
+            schema("DemoLogin", "username")["maxLength"],
+            users::USERNAME_MAX
+        );
+        assert_eq!(schema("NewBoard", "name")["maxLength"], boards::NAME_MAX);
+        assert_eq!(schema("NewPath", "points")["maxItems"], paths::POINTS_MAX);
+        assert_eq!(query("/api/boards", "limit"), boards::PAGE_MAX);
+        assert_eq!(query("/api/boards/{id}/paths", "limit"), paths::PAGE_MAX);
+    }
+}

@@ -15,9 +15,9 @@ use crate::store::boards;
 use crate::store::paths::{self, Path};
 
 const PAGE_DEFAULT: i64 = 100;
-const PAGE_MAX: i64 = 1000;
+pub(super) const PAGE_MAX: i64 = 1000;
 /// The most points one path may have.
-const POINTS_MAX: usize = 10_000;
+pub(super) const POINTS_MAX: usize = 10_000;
 
 pub fn routes(
     state: Arc<State>,

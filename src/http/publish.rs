@@ -247,7 +247,7 @@ async fn demo_token(
         return Err(ApiError::NotFound("not found".into()));
     };
     let body = body?;
-    validate::text("username", &body.username, 64)?;
+    validate::text("username", &body.username, super::users::USERNAME_MAX)?;
     let claims = Claims {
         sub: body.username,
         role: body.admin.then(|| "admin".to_owned()),

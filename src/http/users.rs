@@ -14,7 +14,7 @@ use crate::store::users::{self, User};
 use crate::store::StoreError;
 
 /// The longest username accepted, in characters.
-const USERNAME_MAX: usize = 64;
+pub(super) const USERNAME_MAX: usize = 64;
 
 pub fn routes(
     state: Arc<State>,

@@ -31,7 +31,9 @@ use super::{boards, health, paths, publish, sse, users};
             probes /healthz, /readyz and /metrics; the web pages are left out. Every GET also \
             answers HEAD, as it would the GET but without the body. A method a path does not \
             list is answered 405 with an Allow header and the Error body; a path that is not \
-            here, 404. Errors are JSON: {\"error\": \"message\", \"field\": \"name\"?}."
+            here, 404. Errors are JSON: {\"error\": \"message\", \"field\": \"name\"?}. \
+            Tokens are checked only when the gateway runs with AUTH_JWT_SECRET; without it the \
+            routes that list a security requirement are open."
     ),
     paths(
         users::create,

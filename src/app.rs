@@ -71,6 +71,8 @@ impl App {
         let max_streams = config.max_streams.unwrap_or(max_connections);
         log::info!("serving up to {max_streams} streams at once");
         let pool = db::pool(&config);
+        // The API's description is written once, here, rather than by its first request.
+        crate::http::openapi::prepare();
         let coalescing = Coalescing {
             window: config.coalesce_window,
             per_subscriber: Coalescing::PER_SUBSCRIBER,

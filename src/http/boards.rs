@@ -4,17 +4,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 use warp::{Filter, Reply};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi::{BodyErrors, Unavailable};
 use super::params::{self, Query};
 use super::{body, validate, with_state, Page, State};
-use crate::store::boards::{self, NewBoard};
+use crate::store::boards::{self, Board, NewBoard};
 
 /// The longest board name accepted through the API, in characters.
-const NAME_MAX: usize = 200;
+pub(super) const NAME_MAX: usize = 200;
 const PAGE_DEFAULT: i64 = 20;
-const PAGE_MAX: i64 = 100;
+pub(super) const PAGE_MAX: i64 = 100;
 
 pub fn routes(
     state: Arc<State>,
@@ -37,16 +39,22 @@ pub fn routes(
     create.or(list).or(get)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewBoard)]
 struct NewBoardBody {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     /// The creator's username.
+    #[schema(min_length = 1)]
     creator: String,
     #[serde(default = "default_size")]
+    #[schema(minimum = 1, maximum = 100)]
     rows: i64,
     #[serde(default = "default_size")]
+    #[schema(minimum = 1, maximum = 100)]
     cols: i64,
+    /// `[x, y]` grid positions, with `0 <= x < cols` and `0 <= y < rows`.
     #[serde(default)]
     dots: Vec<[i64; 2]>,
 }
@@ -56,6 +64,13 @@ fn default_size() -> i64 {
 }
 
 /// POST /api/boards `{"name", "creator", "rows"?, "cols"?, "dots"?}`
+#[utoipa::path(post, operation_id = "createBoard", path = "/api/boards", tag = "boards",
+    request_body = NewBoardBody, responses(
+    (status = 201, description = "The new board.", body = Board,
+        headers(("Location" = String, description = "The board's address."))),
+    (status = 422, description = "The creator names no user.", body = ErrorBody),
+    BodyErrors, Unavailable,
+))]
 async fn create(
     body: Result<NewBoardBody, ApiError>,
     state: Arc<State>,
@@ -84,6 +99,19 @@ async fn create(
 }
 
 /// GET /api/boards?limit=20&before={id}: newest first.
+#[utoipa::path(get, operation_id = "listBoards", path = "/api/boards", tag = "boards",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100,
+            description = "How many boards, 20 unless given."),
+        ("before" = Option<i64>, Query, minimum = 1,
+            description = "Only boards with a smaller id (the `next` link sets it)."),
+    ),
+    responses(
+        (status = 200, description = "A page of boards, newest first.", body = Page<Board>),
+        (status = 400, description = "limit or before is not a whole number in its range.",
+            body = ErrorBody),
+        Unavailable,
+    ))]
 async fn list(query: Query, state: Arc<State>) -> Result<impl Reply, ApiError> {
     let limit = params::int(&query, "limit", 1, PAGE_MAX)?.unwrap_or(PAGE_DEFAULT);
     let before = params::int(&query, "before", 1, i64::MAX)?;
@@ -99,6 +127,13 @@ async fn list(query: Query, state: Arc<State>) -> Result<impl Reply, ApiError> {
 }
 
 /// GET /api/boards/{id}
+#[utoipa::path(get, operation_id = "getBoard", path = "/api/boards/{id}", tag = "boards",
+    params(("id" = i64, Path, description = "The board's id.")),
+    responses(
+        (status = 200, description = "The board.", body = Board),
+        (status = 404, description = "There is no such board.", body = ErrorBody),
+        Unavailable,
+    ))]
 async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
     let client = state.database().await?;
     match boards::by_id(&client, id).await? {

@@ -58,9 +58,13 @@ pub enum ApiError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error answer, in the API's description as `Error`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// What went wrong, in a sentence meant for the person who sent the request.
     error: String,
+    /// The request field, query parameter or header at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }
@@ -112,7 +116,7 @@ impl Reply for ApiError {
             ApiError::Unavailable(cause) => log::warn!("database unavailable: {cause}"),
             _ => {}
         }
-        let body = Body {
+        let body = ErrorBody {
             error: self.to_string(),
             field: self.field(),
         };

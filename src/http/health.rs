@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
@@ -13,9 +14,7 @@ use crate::metrics::{DatabaseFigures, Format, Snapshot};
 pub fn routes(
     state: Arc<State>,
 ) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
-    let health = warp::path!("healthz")
-        .and(super::read())
-        .map(|| super::json(&json!({"status": "ok"})));
+    let health = warp::path!("healthz").and(super::read()).map(health);
     let ready = warp::path!("readyz")
         .and(super::read())
         .and(with_state(state.clone()))
@@ -28,24 +27,68 @@ pub fn routes(
     health.or(ready).or(metrics)
 }
 
+/// What a probe answers.
+#[derive(Serialize, ToSchema)]
+struct Status {
+    /// `ok` (`/healthz`), `ready` or `not ready` (`/readyz`).
+    status: &'static str,
+    /// `listening` when ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listener: Option<&'static str>,
+    /// What the gateway waits for, and why, when not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// GET /healthz: the process is up.
+#[utoipa::path(get, operation_id = "health", path = "/healthz", tag = "probes", responses(
+    (status = 200, description = "The process is up: `{\"status\": \"ok\"}`.", body = Status),
+))]
+fn health() -> impl Reply {
+    let status = Status {
+        status: "ok",
+        listener: None,
+        reason: None,
+    };
+    super::json(&status)
+}
+
 /// GET /readyz: ready once migrations are done and the listener is listening; otherwise 503 with
 /// the reason (the database cannot be reached, and why; the listener reconnecting).
+#[utoipa::path(get, operation_id = "ready", path = "/readyz", tag = "probes", responses(
+    (status = 200, description = "Migrations are done and the listener is listening.",
+        body = Status),
+    (status = 503, description = "Not ready: `reason` says what it waits for and why.",
+        body = Status),
+))]
 fn ready(state: Arc<State>) -> impl Reply {
     if state.metrics.is_listening() {
-        let body = json!({"status": "ready", "listener": "listening"});
-        warp::reply::with_status(super::json(&body), StatusCode::OK)
-    } else {
-        let why = state
-            .metrics
-            .not_ready()
-            .unwrap_or_else(|| "the listener is connecting to PostgreSQL".to_owned());
-        let body = json!({"status": "not ready", "reason": why});
-        warp::reply::with_status(super::json(&body), StatusCode::SERVICE_UNAVAILABLE)
+        let body = Status {
+            status: "ready",
+            listener: Some("listening"),
+            reason: None,
+        };
+        return warp::reply::with_status(super::json(&body), StatusCode::OK);
     }
+    let why = state
+        .metrics
+        .not_ready()
+        .unwrap_or_else(|| "the listener is connecting to PostgreSQL".to_owned());
+    let body = Status {
+        status: "not ready",
+        listener: None,
+        reason: Some(why),
+    };
+    warp::reply::with_status(super::json(&body), StatusCode::SERVICE_UNAVAILABLE)
 }
 
 /// GET /metrics, as OpenMetrics text when the scraper asks for it (Prometheus does) and as
 /// Prometheus text otherwise.
+#[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "probes", responses(
+    (status = 200, description = "The gateway's metrics: OpenMetrics text when the Accept \
+        header names application/openmetrics-text, Prometheus text 0.0.4 otherwise.",
+        content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+))]
 async fn metrics(accept: Option<String>, state: Arc<State>) -> impl Reply {
     let position = state.hub.position();
     let database = match database_figures(&state).await {

@@ -9,6 +9,7 @@ mod cors;
 pub mod error;
 mod filter;
 mod health;
+pub mod openapi;
 mod params;
 mod paths;
 mod publish;
@@ -93,6 +94,7 @@ pub fn routes(
         .or(boards::routes(state.clone(), body_timeout))
         .or(publish::routes(state.clone(), body_timeout))
         .or(paths::routes(state, body_timeout))
+        .or(openapi::route())
         .or(web::routes())
         .or(wrong_method())
         .or(web::not_found());
@@ -120,8 +122,9 @@ fn access_log(info: warp::log::Info<'_>) {
 }
 
 /// Each route's path and the methods it takes, for the `Allow` header of a `405`: the routing
-/// table above, seen by path. `*` stands for one segment, a final `**` for the rest.
-const ALLOWED: &[(&str, &str)] = &[
+/// table above, seen by path. `*` stands for one segment, a final `**` for the rest. Every route
+/// under `/api/` is also in the API's description ([`openapi`]).
+pub const ALLOWED: &[(&str, &str)] = &[
     ("/", "GET, HEAD"),
     ("/sse", "GET, HEAD"),
     ("/sse/test", "GET, HEAD"),
@@ -138,6 +141,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("/api/sse/send", "POST"),
     ("/api/sse/clients", "GET, HEAD"),
     ("/api/demo/token", "POST, DELETE"),
+    ("/api/openapi.json", "GET, HEAD"),
     ("/healthz", "GET, HEAD"),
     ("/readyz", "GET, HEAD"),
     ("/metrics", "GET, HEAD"),
@@ -252,9 +256,10 @@ fn with_json_type(mut response: Response) -> Response {
 }
 
 /// A page of results and the address of the next page, if there may be one.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// The address of the next page; `null` on the last.
     pub next: Option<String>,
 }
 

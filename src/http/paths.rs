@@ -4,17 +4,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 use warp::{Filter, Reply};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi::{BodyErrors, Unavailable};
 use super::params::{self, Query};
 use super::{body, validate, with_state, Page, State};
-use crate::store::{boards, paths};
+use crate::store::boards;
+use crate::store::paths::{self, Path};
 
 const PAGE_DEFAULT: i64 = 100;
-const PAGE_MAX: i64 = 1000;
+pub(super) const PAGE_MAX: i64 = 1000;
 /// The most points one path may have.
-const POINTS_MAX: usize = 10_000;
+pub(super) const POINTS_MAX: usize = 10_000;
 
 pub fn routes(
     state: Arc<State>,
@@ -37,15 +40,28 @@ pub fn routes(
     create.or(list).or(get)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPath {
     /// The drawing user's username.
+    #[schema(min_length = 1)]
     user: String,
+    /// `[x, y]` grid positions in drawing order, inside the board's grid.
+    #[schema(min_items = 1, max_items = 10000)]
     points: Vec<[i64; 2]>,
 }
 
 /// POST /api/boards/{id}/paths `{"user", "points": [[x, y], …]}`
+#[utoipa::path(post, operation_id = "createPath", path = "/api/boards/{id}/paths", tag = "paths",
+    request_body = NewPath,
+    params(("id" = i64, Path, description = "The board's id.")),
+    responses(
+        (status = 201, description = "The new path.", body = Path,
+            headers(("Location" = String, description = "The path's address."))),
+        (status = 404, description = "There is no such board.", body = ErrorBody),
+        (status = 422, description = "The user names no user.", body = ErrorBody),
+        BodyErrors, Unavailable,
+    ))]
 async fn create(
     board_id: i64,
     body: Result<NewPath, ApiError>,
@@ -75,6 +91,22 @@ async fn create(
 }
 
 /// GET /api/boards/{id}/paths?limit=100&after={path id}: in drawing order.
+#[utoipa::path(get, operation_id = "listPaths", path = "/api/boards/{id}/paths", tag = "paths",
+    params(
+        ("id" = i64, Path, description = "The board's id."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000,
+            description = "How many paths, 100 unless given."),
+        ("after" = Option<i64>, Query, minimum = 0,
+            description = "Only paths with a greater id (the `next` link sets it)."),
+    ),
+    responses(
+        (status = 200, description = "A page of the board's paths, in drawing order.",
+            body = Page<Path>),
+        (status = 400, description = "limit or after is not a whole number in its range.",
+            body = ErrorBody),
+        (status = 404, description = "There is no such board.", body = ErrorBody),
+        Unavailable,
+    ))]
 async fn list(board_id: i64, query: Query, state: Arc<State>) -> Result<impl Reply, ApiError> {
     let limit = params::int(&query, "limit", 1, PAGE_MAX)?.unwrap_or(PAGE_DEFAULT);
     let after = params::int(&query, "after", 0, i64::MAX)?.unwrap_or(0);
@@ -94,6 +126,13 @@ async fn list(board_id: i64, query: Query, state: Arc<State>) -> Result<impl Rep
 }
 
 /// GET /api/paths/{id}
+#[utoipa::path(get, operation_id = "getPath", path = "/api/paths/{id}", tag = "paths",
+    params(("id" = i64, Path, description = "The path's id.")),
+    responses(
+        (status = 200, description = "The path.", body = Path),
+        (status = 404, description = "There is no such path.", body = ErrorBody),
+        Unavailable,
+    ))]
 async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
     let client = state.database().await?;
     match paths::by_id(&client, id).await? {

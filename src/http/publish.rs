@@ -8,14 +8,16 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use super::auth::{self, COOKIE};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi::{AdminErrors, BodyErrors, Unavailable};
 use super::{body, validate, with_state, State};
 use crate::auth::Claims;
 use crate::registry::rfc3339;
@@ -51,28 +53,34 @@ pub fn routes(
     send.or(clients).or(demo).or(sign_out)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SendEvent)]
 struct Send {
     /// The event's name (its `event:` field).
     #[serde(rename = "type")]
     kind: String,
+    /// The event's data: a JSON object, `{}` unless given.
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     data: Value,
+    /// Who receives the event; everyone unless given.
     #[serde(default)]
     target: Target,
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Target {
     /// A user's id or username.
     user_id: Option<UserRef>,
+    /// Only that user's streams that declared this clientId.
     client_id: Option<String>,
+    /// Only that user's streams that declared this sessionId.
     session_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 enum UserRef {
     Id(i64),
@@ -83,8 +91,23 @@ fn empty_object() -> Value {
     json!({})
 }
 
+/// The answer to a send: the id of the recorded event.
+#[derive(Serialize, ToSchema)]
+struct Sent {
+    /// `null` only if retention pruned the event at once.
+    id: Option<i64>,
+}
+
 /// POST /api/sse/send `{"type", "data"?, "target"?: {"userId"?, "clientId"?, "sessionId"?}}`:
 /// 202 with the event's id.
+#[utoipa::path(post, operation_id = "sendEvent", path = "/api/sse/send", tag = "events",
+    request_body = Send,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 202, description = "The event is recorded and on its way.", body = Sent),
+        (status = 422, description = "target.userId names no user.", body = ErrorBody),
+        BodyErrors, AdminErrors, Unavailable,
+    ))]
 async fn send(
     token: Result<Option<String>, ApiError>,
     body: Result<Send, ApiError>,
@@ -129,48 +152,93 @@ async fn send(
         Err(err) => return Err(err.into()),
     };
     Ok(warp::reply::with_status(
-        super::json(&json!({ "id": id })),
+        super::json(&Sent { id }),
         StatusCode::ACCEPTED,
     ))
 }
 
+/// The streams connected to this gateway.
+#[derive(Serialize, ToSchema)]
+struct Clients {
+    clients: Vec<Client>,
+}
+
+/// One connected stream.
+#[derive(Serialize, ToSchema)]
+struct Client {
+    client_id: String,
+    user: Option<String>,
+    session_id: Option<String>,
+    /// When the stream opened, RFC 3339.
+    #[schema(format = DateTime)]
+    connected_since: String,
+    /// The id of the last event sent on it.
+    last_event_id: i64,
+    /// Its `events` and `board_id` filters, each `null` when not set.
+    #[schema(value_type = Object)]
+    filters: Value,
+}
+
 /// GET /api/sse/clients: the streams connected to this gateway.
+#[utoipa::path(get, operation_id = "listClients", path = "/api/sse/clients", tag = "events",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The streams connected to this gateway.", body = Clients),
+        AdminErrors,
+    ))]
 async fn clients(
     token: Result<Option<String>, ApiError>,
     state: Arc<State>,
 ) -> Result<impl Reply, ApiError> {
     auth::require_admin(&state, token?.as_deref())?;
-    let clients: Vec<Value> = state
+    let clients = state
         .registry
         .list()
         .iter()
-        .map(|entry| {
-            json!({
-                "client_id": entry.viewer.client_id,
-                "user": entry.viewer.user,
-                "session_id": entry.viewer.session_id,
-                "connected_since": rfc3339(entry.connected_at),
-                "last_event_id": entry.last_event_id.load(Relaxed),
-                "filters": match &entry.filters {
-                    Value::Null => json!({ "events": null, "board_id": null }),
-                    filters => filters.clone(),
-                },
-            })
+        .map(|entry| Client {
+            client_id: entry.viewer.client_id.clone(),
+            user: entry.viewer.user.clone(),
+            session_id: entry.viewer.session_id.clone(),
+            connected_since: rfc3339(entry.connected_at),
+            last_event_id: entry.last_event_id.load(Relaxed),
+            filters: match &entry.filters {
+                Value::Null => json!({ "events": null, "board_id": null }),
+                filters => filters.clone(),
+            },
         })
         .collect();
-    Ok(super::json(&json!({ "clients": clients })))
+    Ok(super::json(&Clients { clients }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DemoLogin {
+    #[schema(min_length = 1, max_length = 64)]
     username: String,
+    /// Whether the token carries role "admin".
     #[serde(default)]
     admin: bool,
 }
 
+/// A demo sign-in's token.
+#[derive(Serialize, ToSchema)]
+struct DemoToken {
+    token: String,
+    user: String,
+    /// When the token expires, in seconds since the Unix epoch.
+    expires_at: u64,
+}
+
 /// POST /api/demo/token `{"username", "admin"?}`: a token valid for an hour, also set as an
 /// HttpOnly cookie. Only with `DEMO_TOKENS=1`: anyone can sign in as anyone.
+#[utoipa::path(post, operation_id = "signInForDemo", path = "/api/demo/token", tag = "auth",
+    request_body = DemoLogin,
+    responses(
+        (status = 200, description = "A token valid for an hour.", body = DemoToken,
+            headers(("Set-Cookie" = String, description = "The token as the pgsse_token cookie."))),
+        (status = 404, description = "Demo tokens are off (DEMO_TOKENS).", body = ErrorBody),
+        BodyErrors,
+    ))]
 async fn demo_token(
     body: Result<DemoLogin, ApiError>,
     state: Arc<State>,
@@ -179,7 +247,7 @@ async fn demo_token(
         return Err(ApiError::NotFound("not found".into()));
     };
     let body = body?;
-    validate::text("username", &body.username, 64)?;
+    validate::text("username", &body.username, super::users::USERNAME_MAX)?;
     let claims = Claims {
         sub: body.username,
         role: body.admin.then(|| "admin".to_owned()),
@@ -189,7 +257,11 @@ async fn demo_token(
     let token = verifier.sign(&claims);
     let cookie =
         format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={DEMO_TOKEN_SECS}");
-    let body = json!({ "token": token, "user": claims.sub, "expires_at": claims.exp });
+    let body = DemoToken {
+        token,
+        user: claims.sub,
+        expires_at: claims.exp,
+    };
     Ok(warp::reply::with_header(
         super::json(&body),
         "set-cookie",
@@ -199,6 +271,15 @@ async fn demo_token(
 
 /// DELETE /api/demo/token: 204, and the token cookie cleared (a page cannot clear an HttpOnly
 /// cookie itself). Only from the gateway's own pages when the cookie comes with it.
+#[utoipa::path(delete, operation_id = "signOut", path = "/api/demo/token", tag = "auth",
+    security((), ("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Signed out.",
+            headers(("Set-Cookie" = String, description = "The pgsse_token cookie, cleared."))),
+        (status = 400, description = "Two Authorization headers.", body = ErrorBody),
+        (status = 403, description = "Signed in by the cookie, from another site.",
+            body = ErrorBody),
+    ))]
 async fn sign_out(token: Result<Option<String>, ApiError>) -> Result<impl Reply, ApiError> {
     token?;
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");

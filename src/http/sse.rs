@@ -17,7 +17,7 @@ use warp::sse::Event;
 use warp::{Filter, Reply};
 
 use super::auth;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::filter;
 use super::params::{self, Query};
 use super::{with_state, State};
@@ -68,6 +68,45 @@ pub fn route(
         .then(open)
 }
 
+/// The event stream.
+///
+/// Opens with an `event: connection` block, then sends every event after `Last-Event-ID` (or
+/// `lastEventId`) and every new one, each with its decimal `id:`, its kind as `event:` and
+/// compact JSON as `data:`, with comments as keep-alives. Every check is done before the stream
+/// starts; once it has, it is never turned into an error.
+#[utoipa::path(get, operation_id = "openStream", path = "/sse/notifications/", tag = "events",
+    security((), ("bearer" = []), ("cookie" = []), ("query" = [])),
+    params(
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0,
+            description = "The id of the last event received: what a browser sends when it \
+                reconnects. Wins over lastEventId."),
+        ("lastEventId" = Option<i64>, Query, minimum = 0,
+            description = "Resume after this event id."),
+        ("events" = Option<String>, Query,
+            description = "Comma-separated event kinds to receive: newBoard, newPath, or custom \
+                kinds of 1 to 64 letters, digits, '.', '_' or '-'."),
+        ("board_id" = Option<i64>, Query, minimum = 1,
+            description = "Only events of this board."),
+        ("userId" = Option<String>, Query,
+            description = "Whose targeted events to receive; refused with authentication on, \
+                where the token says."),
+        ("clientId" = Option<String>, Query, description = "This stream's client."),
+        ("sessionId" = Option<String>, Query, description = "This stream's session."),
+        ("access_token" = Option<String>, Query,
+            description = "The token, for an EventSource, which cannot send headers."),
+    ),
+    responses(
+        (status = 200, description = "The event stream.", content_type = "text/event-stream",
+            body = String),
+        (status = 400, description = "A bad parameter, another spelling of one, or two \
+            Last-Event-ID or Authorization headers.", body = ErrorBody),
+        (status = 401, description = "Authentication is on and the token is missing or not \
+            valid.", body = ErrorBody),
+        (status = 503, description = "The gateway serves MAX_STREAMS streams or \
+            MAX_CONNECTIONS connections already; Retry-After says when to try again.",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ))]
 async fn open(
     method: Method,
     headers: HeaderMap,

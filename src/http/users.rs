@@ -4,14 +4,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 use warp::{Filter, Reply};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi::{BodyErrors, Unavailable};
 use super::{body, validate, with_state, State};
-use crate::store::{users, StoreError};
+use crate::store::users::{self, User};
+use crate::store::StoreError;
 
 /// The longest username accepted, in characters.
-const USERNAME_MAX: usize = 64;
+pub(super) const USERNAME_MAX: usize = 64;
 
 pub fn routes(
     state: Arc<State>,
@@ -29,13 +32,21 @@ pub fn routes(
     create.or(get)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
+    #[schema(min_length = 1, max_length = 64)]
     username: String,
 }
 
 /// POST /api/users `{"username": "alice"}`
+#[utoipa::path(post, operation_id = "createUser", path = "/api/users", tag = "users",
+    request_body = NewUser, responses(
+    (status = 201, description = "The new user.", body = User,
+        headers(("Location" = String, description = "The user's address."))),
+    (status = 409, description = "The username is taken.", body = ErrorBody),
+    BodyErrors, Unavailable,
+))]
 async fn create(
     body: Result<NewUser, ApiError>,
     state: Arc<State>,
@@ -54,6 +65,13 @@ async fn create(
 }
 
 /// GET /api/users/{id}
+#[utoipa::path(get, operation_id = "getUser", path = "/api/users/{id}", tag = "users",
+    params(("id" = i64, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user.", body = User),
+        (status = 404, description = "There is no such user.", body = ErrorBody),
+        Unavailable,
+    ))]
 async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
     let client = state.database().await?;
     match users::by_id(&client, id).await? {

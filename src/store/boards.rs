@@ -6,7 +6,7 @@ use tokio_postgres::{Client, Row};
 
 use super::StoreError;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Board {
     pub id: i64,
     pub name: String,
@@ -15,8 +15,10 @@ pub struct Board {
     pub rows: i32,
     pub cols: i32,
     /// `[[x, y], …]` grid positions.
+    #[schema(value_type = Vec<[i64; 2]>)]
     pub dots: Value,
     /// RFC 3339 timestamp.
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 

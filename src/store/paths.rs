@@ -6,15 +6,17 @@ use tokio_postgres::{Client, Row};
 
 use super::StoreError;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Path {
     pub id: i64,
     pub board_id: i64,
     pub user_id: i64,
     pub user_username: String,
     /// `[[x, y], …]` grid positions in drawing order.
+    #[schema(value_type = Vec<[i64; 2]>)]
     pub points: Value,
     /// RFC 3339 timestamp.
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 

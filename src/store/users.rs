@@ -5,11 +5,12 @@ use tokio_postgres::{Client, Row};
 
 use super::StoreError;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: i64,
     pub username: String,
     /// RFC 3339 timestamp.
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 

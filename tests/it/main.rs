@@ -14,6 +14,7 @@ mod fleet;
 mod instances;
 mod metrics;
 mod nginx;
+mod openapi;
 mod probes;
 mod recovery;
 mod resume;

@@ -1,10 +1,12 @@
 //! Settings, parsed once from the environment. Every variable and its default lives here; `pgsse
 //! --help` and the README's table are made from [`SETTINGS`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
+
+pub use crate::auth::jwks::Source as JwksSource;
 
 /// One environment variable the gateway reads.
 pub struct Setting {
@@ -16,6 +18,9 @@ pub struct Setting {
 
 /// The longest COALESCE_WINDOW_MS: an event waits no longer than a second whatever the setting.
 const MAX_COALESCE_WINDOW_MS: u64 = 1000;
+
+/// The most clock skew AUTH_LEEWAY_SECS may allow: more would keep expired tokens alive.
+const MAX_LEEWAY_SECS: u64 = 300;
 
 /// The log filter when RUST_LOG is unset.
 pub const DEFAULT_LOG: &str = "info";
@@ -148,6 +153,39 @@ pub const SETTINGS: &[Setting] = &[
         help: "turns authentication on: HS256 secret (32+ characters) that signs access tokens",
     },
     Setting {
+        name: "AUTH_JWKS_URL",
+        default: Some(""),
+        help: "turns authentication on: the identity provider's JWKS (https://, or http:// to a \
+               loopback address), whose keys check RS256, ES256 and EdDSA tokens; fetched at \
+               start, every AUTH_JWKS_REFRESH_SECS, and for a token with an unknown key (at most \
+               every 30 s)",
+    },
+    Setting {
+        name: "AUTH_JWKS_FILE",
+        default: Some(""),
+        help: "instead of AUTH_JWKS_URL: a JWKS file, read at start and as often",
+    },
+    Setting {
+        name: "AUTH_JWKS_REFRESH_SECS",
+        default: Some("900"),
+        help: "seconds between two readings of the JWKS",
+    },
+    Setting {
+        name: "AUTH_ISSUER",
+        default: Some(""),
+        help: "tokens must name this issuer (iss), e.g. https://idp.example.com/realms/main",
+    },
+    Setting {
+        name: "AUTH_AUDIENCE",
+        default: Some(""),
+        help: "tokens must name this audience (aud)",
+    },
+    Setting {
+        name: "AUTH_LEEWAY_SECS",
+        default: Some("30"),
+        help: "seconds of clock skew allowed on a token's exp and nbf (at most 300)",
+    },
+    Setting {
         name: "MAX_STREAMS_PER_USER",
         default: Some("10"),
         help: "streams one user may hold; beyond it the oldest is closed",
@@ -204,8 +242,17 @@ pub struct Config {
     pub slow_client: Duration,
     /// SO_SNDBUF for stream sockets; `None` leaves the kernel's sizing.
     pub stream_send_buffer: Option<usize>,
-    /// The HS256 secret; `None` leaves authentication off.
+    /// The HS256 secret.
     pub auth_secret: Option<String>,
+    /// Where the identity provider's keys are; with no secret either, authentication is off.
+    pub jwks: Option<JwksSource>,
+    pub jwks_refresh: Duration,
+    /// The `iss` every token must carry.
+    pub auth_issuer: Option<String>,
+    /// The `aud` every token must include.
+    pub auth_audience: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub auth_leeway: Duration,
     pub max_streams_per_user: usize,
     /// Whether `POST /api/demo/token` signs anyone in.
     pub demo_tokens: bool,
@@ -331,6 +378,16 @@ impl Config {
             })?,
             slow_client: Duration::from_secs(env.parse("SLOW_CLIENT_SECS", positive)?),
             auth_secret: env.parse("AUTH_JWT_SECRET", secret)?,
+            jwks: jwks_source(&env)?,
+            jwks_refresh: seconds(&env, "AUTH_JWKS_REFRESH_SECS")?,
+            auth_issuer: env.parse("AUTH_ISSUER", optional_text)?,
+            auth_audience: env.parse("AUTH_AUDIENCE", optional_text)?,
+            auth_leeway: env.parse("AUTH_LEEWAY_SECS", |v| match v.parse() {
+                Ok(secs) if secs <= MAX_LEEWAY_SECS => Ok(Duration::from_secs(secs)),
+                _ => Err(format!(
+                    "expected a whole number of seconds, at most {MAX_LEEWAY_SECS}"
+                )),
+            })?,
             max_streams_per_user: env.parse("MAX_STREAMS_PER_USER", positive)?,
             demo_tokens: env.parse("DEMO_TOKENS", flag)?,
         })
@@ -345,8 +402,59 @@ impl Config {
                 reason: "demo tokens need AUTH_JWT_SECRET to sign them".into(),
             });
         }
+        let auth_on = self.auth_secret.is_some() || self.jwks.is_some();
+        for (name, value) in [
+            ("AUTH_ISSUER", &self.auth_issuer),
+            ("AUTH_AUDIENCE", &self.auth_audience),
+        ] {
+            if let (Some(value), false) = (value, auth_on) {
+                return Err(ConfigError::Invalid {
+                    name,
+                    value: value.clone(),
+                    reason: "authentication is off: set AUTH_JWT_SECRET, AUTH_JWKS_URL or \
+                             AUTH_JWKS_FILE"
+                        .into(),
+                });
+            }
+        }
         Ok(self)
     }
+}
+
+/// AUTH_JWKS_URL or AUTH_JWKS_FILE, not both.
+fn jwks_source(env: &Env<'_>) -> Result<Option<JwksSource>, ConfigError> {
+    let url = env.parse("AUTH_JWKS_URL", jwks_url)?;
+    let file = env.parse("AUTH_JWKS_FILE", optional_path)?;
+    match (url, file) {
+        (Some(_), Some(path)) => Err(ConfigError::Invalid {
+            name: "AUTH_JWKS_FILE",
+            value: path.display().to_string(),
+            reason: "set AUTH_JWKS_URL or AUTH_JWKS_FILE, not both".into(),
+        }),
+        (Some(url), None) => Ok(Some(JwksSource::Url(url))),
+        (None, file) => Ok(file.map(JwksSource::File)),
+    }
+}
+
+/// An https URL, or an http one to a loopback address: over plain http across a network anyone
+/// on the way could hand the gateway keys of their own.
+fn jwks_url(value: &str) -> Result<Option<reqwest::Url>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let url = reqwest::Url::parse(value).map_err(|e| format!("not a URL: {e}"))?;
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(Some(url)),
+        "http" if loopback => Ok(Some(url)),
+        _ => Err("use an https:// URL (plain http:// only to a loopback address)".into()),
+    }
+}
+
+fn optional_text(value: &str) -> Result<Option<String>, String> {
+    Ok((!value.is_empty()).then(|| value.to_owned()))
 }
 
 /// Text for `pgsse --help`.
@@ -574,6 +682,29 @@ mod tests {
             (on.auth_secret.as_deref(), on.demo_tokens),
             (Some(long), true)
         );
+    }
+
+    #[test]
+    fn an_identity_providers_settings_are_checked_and_name_their_variable() {
+        let url = ("DATABASE_URL", "postgres://x/y");
+        let jwks = ("AUTH_JWKS_URL", "https://idp.example/certs");
+        let on = config(&[url, jwks, ("AUTH_ISSUER", "https://idp.example")]).unwrap();
+        assert_eq!(on.jwks.unwrap().to_string(), "https://idp.example/certs");
+        assert_eq!(on.auth_leeway, Duration::from_secs(30));
+        assert_eq!(on.jwks_refresh, Duration::from_secs(900));
+        let local = config(&[url, ("AUTH_JWKS_URL", "http://127.0.0.1:9/jwks")]);
+        assert!(local.is_ok());
+        let cases = [
+            (vec![("AUTH_JWKS_URL", "http://idp.example/certs")], "AUTH_JWKS_URL=\"http://idp.example/certs\" is invalid: use an https:// URL (plain http:// only to a loopback address)"),
+            (vec![jwks, ("AUTH_JWKS_FILE", "keys.json")], "AUTH_JWKS_FILE=\"keys.json\" is invalid: set AUTH_JWKS_URL or AUTH_JWKS_FILE, not both"),
+            (vec![jwks, ("AUTH_LEEWAY_SECS", "301")], "AUTH_LEEWAY_SECS=\"301\" is invalid: expected a whole number of seconds, at most 300"),
+            (vec![("AUTH_AUDIENCE", "pgsse")], "AUTH_AUDIENCE=\"pgsse\" is invalid: authentication is off: set AUTH_JWT_SECRET, AUTH_JWKS_URL or AUTH_JWKS_FILE"),
+        ];
+        for (vars, message) in cases {
+            let mut vars = vars;
+            vars.push(url);
+            assert_eq!(config(&vars).unwrap_err().to_string(), message);
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! - [`server`]: the transport: accepting connections (`MAX_CONNECTIONS` and its reserve),
 //!   HTTP/1.1 or HTTP/2 through hyper, the timeouts, and the shutdown grace.
 //! - [`store`]: the SQL queries, one module per table; the SQL itself lives in `sql/`.
-//! - [`auth`]: HS256 access tokens; [`registry`]: the connected streams, who is on each, the
+//! - [`auth`]: access tokens (HS256, and an identity provider's keys from a JWKS); [`registry`]: the connected streams, who is on each, the
 //!   stream cap and the per-user stream limit.
 //! - [`db`]: the connection pool, and migrations retried until the database is there (the gateway
 //!   serves before it is); [`backoff`]: the retry delays; [`config`]: settings from the environment;

@@ -28,9 +28,14 @@ pub fn routes(
     health.or(ready).or(metrics)
 }
 
-/// GET /readyz: ready once migrations are done and the listener is listening; otherwise 503 with
-/// the reason (the database cannot be reached, and why; the listener reconnecting).
+/// GET /readyz: ready once migrations are done, the listener is listening and the identity
+/// provider's keys (with a JWKS) are loaded; otherwise 503 with the reason (the database cannot be
+/// reached, and why; the listener reconnecting; the keys not read yet, and why).
 fn ready(state: Arc<State>) -> impl Reply {
+    if let Some(why) = state.auth.as_ref().and_then(|auth| auth.not_ready()) {
+        let body = json!({"status": "not ready", "reason": why});
+        return warp::reply::with_status(super::json(&body), StatusCode::SERVICE_UNAVAILABLE);
+    }
     if state.metrics.is_listening() {
         let body = json!({"status": "ready", "listener": "listening"});
         warp::reply::with_status(super::json(&body), StatusCode::OK)

@@ -90,7 +90,7 @@ async fn send(
     body: Result<Send, ApiError>,
     state: Arc<State>,
 ) -> Result<impl Reply, ApiError> {
-    auth::require_admin(&state, token?.as_deref())?;
+    auth::require_admin(&state, token?.as_deref()).await?;
     let body = body?;
     let by_name_only = body.target.user_id.is_none()
         && (body.target.client_id.is_some() || body.target.session_id.is_some());
@@ -139,7 +139,7 @@ async fn clients(
     token: Result<Option<String>, ApiError>,
     state: Arc<State>,
 ) -> Result<impl Reply, ApiError> {
-    auth::require_admin(&state, token?.as_deref())?;
+    auth::require_admin(&state, token?.as_deref()).await?;
     let clients: Vec<Value> = state
         .registry
         .list()
@@ -178,6 +178,7 @@ async fn demo_token(
     let (Some(verifier), true) = (&state.auth, state.demo_tokens) else {
         return Err(ApiError::NotFound("not found".into()));
     };
+
     let body = body?;
     validate::text("username", &body.username, 64)?;
     let claims = Claims {
@@ -186,7 +187,10 @@ async fn demo_token(
         exp: crate::auth::now() + DEMO_TOKEN_SECS,
         nbf: None,
     };
-    let token = verifier.sign(&claims);
+    // DEMO_TOKENS needs AUTH_JWT_SECRET (the configuration checks it), so this always signs.
+    let Some(token) = verifier.try_sign(&claims) else {
+        return Err(ApiError::NotFound("not found".into()));
+    };
     let cookie =
         format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={DEMO_TOKEN_SECS}");
     let body = json!({ "token": token, "user": claims.sub, "expires_at": claims.exp });

@@ -24,6 +24,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Tries per refresh before it gives up until the next one.
 const ATTEMPTS: u32 = 3;
+/// The least time between two refreshes while no keys could be read yet.
+const MIN_RETRY: Duration = Duration::from_secs(1);
 /// The least time between two refreshes asked for by tokens with unknown keys.
 pub const UNKNOWN_KEY_REFRESH: Duration = Duration::from_secs(30);
 
@@ -147,7 +149,7 @@ impl Jwks {
                     return true;
                 }
                 Err(error) if attempt == ATTEMPTS => break error,
-                Err(error) => log::warn!("reading the keys from {}: {error}", self.source),
+                Err(error) => log::debug!("reading the keys from {}: {error}", self.source),
             }
             attempt += 1;
             tokio::time::sleep(backoff.next_delay()).await;
@@ -190,7 +192,7 @@ impl Jwks {
 }
 
 /// Keeps the keys fresh until shutdown: at start, then every refresh interval or when a token
-/// asks; while no keys could be read yet, again after a backoff of up to 10 s.
+/// asks; while no keys could be read yet, again after a backoff of 1 to 10 s.
 pub async fn run(jwks: Arc<Jwks>, mut shutdown: Shutdown) {
     let mut backoff = Backoff::default();
     loop {
@@ -202,7 +204,7 @@ pub async fn run(jwks: Arc<Jwks>, mut shutdown: Shutdown) {
             backoff.reset();
             jwks.every
         } else {
-            backoff.next_delay()
+            backoff.next_delay().max(MIN_RETRY)
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

@@ -41,7 +41,7 @@ impl KeySet {
             match usable(value) {
                 Ok(key) if keys.len() < MAX_KEYS => keys.push(key),
                 Ok(_) => log::warn!("the JWKS has more than {MAX_KEYS} keys; the rest are ignored"),
-                Err(why) => log::info!("a key of the JWKS is ignored: {why}"),
+                Err(why) => log::info!("ignoring {why}"),
             }
         }
         if keys.is_empty() {
@@ -69,7 +69,8 @@ impl KeySet {
             .iter()
             .map(|k| k.kid.as_deref().unwrap_or("(no kid)"))
             .collect();
-        format!("{} signing keys ({})", ids.len(), ids.join(", "))
+        let plural = if ids.len() == 1 { "" } else { "s" };
+        format!("{} signing key{plural} ({})", ids.len(), ids.join(", "))
     }
 }
 
@@ -77,7 +78,9 @@ impl KeySet {
 fn usable(value: serde_json::Value) -> Result<Key, String> {
     let jwk: Jwk = serde_json::from_value(value).map_err(|e| format!("not a JWK: {e}"))?;
     let kid = jwk.common.key_id.clone();
-    let name = kid.as_deref().unwrap_or("(no kid)");
+    let name = kid
+        .as_deref()
+        .map_or("a key without a kid".into(), |kid| format!("key {kid:?}"));
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return Err(format!("{name} is an encryption key"));
     }

@@ -350,3 +350,37 @@ async fn until_the_keys_can_be_fetched_provider_tokens_get_503_and_readyz_says_w
     app.wait_ready().await;
     assert_eq!(stream_user(&app, &token).await, "alice");
 }
+
+#[tokio::test]
+async fn the_keys_are_read_again_on_a_timer_so_a_withdrawn_key_stops_working() {
+    let (kept, withdrawn) = (TestKey::ec("kept"), TestKey::ed("withdrawn"));
+    let jwks = JwksServer::start(&document(&[&kept, &withdrawn])).await;
+    let app = spawn_app_with(&[
+        ("AUTH_JWKS_URL", &jwks.url),
+        ("AUTH_JWKS_REFRESH_SECS", "1"),
+    ])
+    .await;
+    let token = withdrawn.sign(&claims("alice", false, 600));
+    assert_eq!(stream_user(&app, &token).await, "alice");
+    jwks.set(&document(&[&kept]));
+    let path = format!("/sse/notifications/?access_token={token}");
+    let refused = async {
+        loop {
+            let stream = app.sse(&path, &[]).await;
+            if stream.status == 401 {
+                return stream.text();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    let body = tokio::time::timeout(WAIT, refused)
+        .await
+        .expect("the withdrawn key is dropped at the next reading");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["error"],
+        "the access token's key \"withdrawn\" is not one of the identity provider's"
+    );
+    let still = kept.sign(&claims("bob", false, 600));
+    assert_eq!(stream_user(&app, &still).await, "bob");
+}

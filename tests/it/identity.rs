@@ -306,16 +306,8 @@ async fn a_jwks_file_checks_provider_tokens_beside_hs256_demo_tokens() {
     assert_eq!(stream_user(&app, &token).await, "bob");
 }
 
-#[tokio::test]
-async fn until_the_keys_can_be_fetched_provider_tokens_get_503_and_readyz_says_why() {
-    let key = TestKey::ec("ec");
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = free.local_addr().unwrap();
-    drop(free);
-    let url = format!("http://{addr}/jwks");
-    let database = fresh_database(pg::shared()).await;
-    let app = spawn_app_unready(&database, &[("AUTH_JWKS_URL", &url)]).await;
-    let token = key.sign(&claims("alice", false, 600));
+/// The reason `/readyz` gives once the first reading of the keys has failed.
+async fn failed_reading(app: &TestApp) -> (u16, String) {
     let failed = async {
         loop {
             let ready = app.get("/readyz").await;
@@ -329,9 +321,44 @@ async fn until_the_keys_can_be_fetched_provider_tokens_get_503_and_readyz_says_w
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     };
-    let (status, reason) = tokio::time::timeout(WAIT, failed)
+    tokio::time::timeout(WAIT, failed)
         .await
-        .expect("the fetch fails");
+        .expect("the reading fails")
+}
+
+#[tokio::test]
+async fn an_https_jwks_must_have_a_certificate_from_the_public_roots() {
+    // Another gateway serves HTTPS with a self-signed certificate: TLS is spoken, and refused.
+    let dir = crate::support::tls::scratch("jwks-tls");
+    let (cert, key) = crate::support::tls::certificate(&dir);
+    let database = fresh_database(pg::shared()).await;
+    let tls = [
+        ("TLS_CERT_FILE", cert.to_str().unwrap()),
+        ("TLS_KEY_FILE", key.to_str().unwrap()),
+    ];
+    // It answers TLS handshakes once bound; whether it is ready does not matter here.
+    let server = spawn_app_unready(&database, &tls).await;
+    let url = format!("https://localhost:{}/healthz", server.addr.port());
+    let app = spawn_app_unready(&database, &[("AUTH_JWKS_URL", &url)]).await;
+    let (status, reason) = failed_reading(&app).await;
+    assert_eq!(status, 503);
+    assert!(
+        reason.contains("invalid peer certificate: UnknownIssuer"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn until_the_keys_can_be_fetched_provider_tokens_get_503_and_readyz_says_why() {
+    let key = TestKey::ec("ec");
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let url = format!("http://{addr}/jwks");
+    let database = fresh_database(pg::shared()).await;
+    let app = spawn_app_unready(&database, &[("AUTH_JWKS_URL", &url)]).await;
+    let token = key.sign(&claims("alice", false, 600));
+    let (status, reason) = failed_reading(&app).await;
     assert_eq!(status, 503);
     assert!(
         reason.starts_with(&format!("the identity provider's keys from {url}: ")),

@@ -443,6 +443,10 @@ fn jwks_url(value: &str) -> Result<Option<reqwest::Url>, String> {
         return Ok(None);
     }
     let url = reqwest::Url::parse(value).map_err(|e| format!("not a URL: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // The URL is logged and shown by /readyz; a JWKS is public anyway.
+        return Err("a JWKS needs no credentials: remove them from the URL".into());
+    }
     let host = url.host_str().unwrap_or_default();
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
@@ -509,8 +513,8 @@ impl Env<'_> {
     }
 }
 
-/// Settings whose values never appear in messages.
-const SECRET: &[&str] = &["DATABASE_URL", "AUTH_JWT_SECRET"];
+/// Settings whose values never appear in messages (a URL may hold a password).
+const SECRET: &[&str] = &["DATABASE_URL", "AUTH_JWT_SECRET", "AUTH_JWKS_URL"];
 
 fn secret(value: &str) -> Result<Option<String>, String> {
     match value.len() {
@@ -695,7 +699,8 @@ mod tests {
         let local = config(&[url, ("AUTH_JWKS_URL", "http://127.0.0.1:9/jwks")]);
         assert!(local.is_ok());
         let cases = [
-            (vec![("AUTH_JWKS_URL", "http://idp.example/certs")], "AUTH_JWKS_URL=\"http://idp.example/certs\" is invalid: use an https:// URL (plain http:// only to a loopback address)"),
+            (vec![("AUTH_JWKS_URL", "http://idp.example/certs")], "AUTH_JWKS_URL=\"…\" is invalid: use an https:// URL (plain http:// only to a loopback address)"),
+            (vec![("AUTH_JWKS_URL", "https://u:p@idp.example/certs")], "AUTH_JWKS_URL=\"…\" is invalid: a JWKS needs no credentials: remove them from the URL"),
             (vec![jwks, ("AUTH_JWKS_FILE", "keys.json")], "AUTH_JWKS_FILE=\"keys.json\" is invalid: set AUTH_JWKS_URL or AUTH_JWKS_FILE, not both"),
             (vec![jwks, ("AUTH_LEEWAY_SECS", "301")], "AUTH_LEEWAY_SECS=\"301\" is invalid: expected a whole number of seconds, at most 300"),
             (vec![("AUTH_AUDIENCE", "pgsse")], "AUTH_AUDIENCE=\"pgsse\" is invalid: authentication is off: set AUTH_JWT_SECRET, AUTH_JWKS_URL or AUTH_JWKS_FILE"),

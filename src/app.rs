@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpSocket};
 
-use crate::auth::Verifier;
+use crate::auth::{self, Verifier};
 use crate::config::Config;
 use crate::db;
 use crate::http::State;
@@ -96,20 +96,22 @@ impl App {
             hub,
             metrics,
             streams,
-            auth: config.auth_secret.as_deref().map(Verifier::new),
+            auth: Verifier::from_config(&config),
             registry: Arc::new(Registry::new(config.max_streams_per_user, max_streams)),
             demo_tokens: config.demo_tokens,
             body_timeout: config.body_read_timeout,
             cors: config.cors.clone(),
             migrated: AtomicBool::new(false),
         });
-        match state.auth {
+        match &state.auth {
             None => log::info!(
-                "authentication is off: streams are open to anyone (set AUTH_JWT_SECRET)"
+                "authentication is off: streams are open to anyone (set AUTH_JWT_SECRET or \
+                 AUTH_JWKS_URL)"
             ),
-            Some(_) => log::info!(
-                "authentication is on: streams and the administrator's API take HS256 tokens \
-                 signed with AUTH_JWT_SECRET (the API for users, boards and paths stays open)"
+            Some(verifier) => log::info!(
+                "authentication is on: streams and the administrator's API take {} (the API for \
+                 users, boards and paths stays open)",
+                verifier.describe()
             ),
         }
         if state.demo_tokens {
@@ -169,6 +171,9 @@ impl App {
                 trigger.subscribe(),
             ],
         ));
+        if let Some(jwks) = state.auth.as_ref().and_then(|a| a.jwks()) {
+            tokio::spawn(auth::jwks::run(jwks.clone(), trigger.subscribe()));
+        }
         let addr = tcp.local_addr().expect("bound");
         match limits.tls {
             Some(_) => log::info!("listening on https://{addr} (HTTP/2 and HTTP/1.1)"),

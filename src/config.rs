@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use clap::{ArgAction, Command, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
+pub use crate::auth::jwks::Source as JwksSource;
 pub use error::ConfigError;
 use error::Names;
-use values::{bind_addr, coalesce_window, database_url, flag, positive, seconds, secret};
+use values::{bind_addr, coalesce_window, database_url, flag, jwks_url, leeway, positive};
+use values::{seconds, secret};
 pub use values::{CorsOrigins, MAX_COALESCE_WINDOW_MS};
 
 /// The log filter when RUST_LOG is unset.
@@ -176,6 +178,39 @@ pub struct Config {
     #[arg(hide_env_values = true, value_name = "SECRET")]
     pub auth_secret: Option<String>,
 
+    /// Turns authentication on: the identity provider's JWKS (https://, or http:// to a
+    /// loopback address), whose keys check RS256, ES256 and EdDSA tokens; fetched at start,
+    /// every AUTH_JWKS_REFRESH_SECS, and for a token with an unknown key (at most every 30 s)
+    #[arg(long, env = "AUTH_JWKS_URL", value_parser = jwks_url, value_name = "URL")]
+    #[arg(hide_env_values = true)]
+    pub auth_jwks_url: Option<reqwest::Url>,
+
+    /// Instead of AUTH_JWKS_URL: a JWKS file, read at start and as often
+    #[arg(long, env = "AUTH_JWKS_FILE", value_name = "FILE")]
+    pub auth_jwks_file: Option<PathBuf>,
+
+    /// Seconds between two readings of the JWKS
+    #[arg(long = "auth-jwks-refresh-secs", env = "AUTH_JWKS_REFRESH_SECS")]
+    #[arg(default_value = "900", value_parser = seconds, value_name = "SECS")]
+    pub jwks_refresh: Duration,
+
+    /// Tokens must name this issuer (iss), e.g. https://idp.example.com/realms/main
+    #[arg(long, env = "AUTH_ISSUER", value_name = "ISSUER")]
+    pub auth_issuer: Option<String>,
+
+    /// Tokens must name this audience (aud)
+    #[arg(long, env = "AUTH_AUDIENCE", value_name = "AUDIENCE")]
+    pub auth_audience: Option<String>,
+
+    /// Seconds of clock skew allowed on a token's exp and nbf (at most 300)
+    #[arg(
+        long = "auth-leeway-secs",
+        env = "AUTH_LEEWAY_SECS",
+        default_value = "30"
+    )]
+    #[arg(value_parser = leeway, value_name = "SECS")]
+    pub auth_leeway: Duration,
+
     /// Streams one user may hold; beyond it the oldest is closed
     #[arg(long, env = "MAX_STREAMS_PER_USER", default_value = "10")]
     #[arg(value_parser = positive::<usize>, value_name = "N")]
@@ -269,6 +304,14 @@ impl Config {
         ))
     }
 
+    /// Where the identity provider's keys are, if anywhere.
+    pub fn jwks(&self) -> Option<JwksSource> {
+        match (&self.auth_jwks_url, &self.auth_jwks_file) {
+            (Some(url), _) => Some(JwksSource::Url(url.clone())),
+            (None, file) => file.clone().map(JwksSource::File),
+        }
+    }
+
     /// SO_SNDBUF for stream sockets; `None` leaves the kernel's sizing.
     pub fn send_buffer(&self) -> Option<usize> {
         (self.stream_send_buffer > 0).then_some(self.stream_send_buffer)
@@ -285,6 +328,28 @@ impl Config {
                 value: "…".into(),
                 reason: format!("HTTPS needs {missing} as well"),
             });
+        }
+        if let (Some(_), Some(path)) = (&self.auth_jwks_url, &self.auth_jwks_file) {
+            return Err(ConfigError::Invalid {
+                name: "AUTH_JWKS_FILE".into(),
+                value: path.display().to_string(),
+                reason: "set AUTH_JWKS_URL or AUTH_JWKS_FILE, not both".into(),
+            });
+        }
+        let auth_on = self.auth_secret.is_some() || self.jwks().is_some();
+        for (name, value) in [
+            ("AUTH_ISSUER", &self.auth_issuer),
+            ("AUTH_AUDIENCE", &self.auth_audience),
+        ] {
+            if let (Some(value), false) = (value, auth_on) {
+                return Err(ConfigError::Invalid {
+                    name: name.into(),
+                    value: value.clone(),
+                    reason: "authentication is off: set AUTH_JWT_SECRET, AUTH_JWKS_URL or \
+                             AUTH_JWKS_FILE"
+                        .into(),
+                });
+            }
         }
         if self.demo_tokens && self.auth_secret.is_none() {
             return Err(ConfigError::Invalid {
@@ -303,7 +368,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("bind_addr", &self.bind_addr)
             .field("tls", &self.tls())
-            .field("authentication", &self.auth_secret.is_some())
+            .field(
+                "authentication",
+                &(self.auth_secret.is_some() || self.jwks().is_some()),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -20,8 +20,9 @@
 //! - [`server`]: the transport: accepting connections (`MAX_CONNECTIONS` and its reserve),
 //!   HTTP/1.1 or HTTP/2 through hyper, the timeouts, and the shutdown grace.
 //! - [`store`]: the SQL queries, one module per table; the SQL itself lives in `sql/`.
-//! - [`auth`]: HS256 access tokens; [`registry`]: the connected streams, who is on each, the
-//!   stream cap and the per-user stream limit.
+//! - [`auth`]: access tokens (HS256, and an identity provider's keys from a JWKS, kept fresh by
+//!   `auth::jwks`); [`registry`]: the connected streams, who is on each, the stream cap and the
+//!   per-user stream limit.
 //! - [`db`]: the connection pool, and migrations retried until the database is there (the gateway
 //!   serves before it is); [`backoff`]: the retry delays; [`config`]: flags and variables;
 //!   [`metrics`]: counters; [`retention`]: prunes old events on a timer; [`shutdown`]: the stop
@@ -40,6 +41,8 @@
 //!   with authentication on, a client or session belongs to its user.
 //! - Every stream is a warp SSE reply through hyper; nothing in `src/` writes HTTP by hand.
 //! - Every wait for a client has a deadline, and every buffer a stream holds a bound in bytes.
+//! - A token is checked only with a key of its kind: HS256 only with `AUTH_JWT_SECRET`, never with
+//!   a key the identity provider published; the JWKS is fetched with deadlines and a size bound.
 
 pub mod app;
 pub mod auth;

@@ -240,3 +240,43 @@ fn a_secret_given_as_a_flag_is_not_echoed_either() {
         "--auth-jwt-secret=\"…\" is invalid: use at least 32 characters"
     );
 }
+
+#[test]
+fn an_identity_providers_settings_are_checked_and_name_their_variable() {
+    let url = ("DATABASE_URL", "postgres://x/y");
+    let jwks = ("AUTH_JWKS_URL", "https://idp.example/certs");
+    let on = config(&[url, jwks, ("AUTH_ISSUER", "https://idp.example")]).unwrap();
+    assert_eq!(on.jwks().unwrap().to_string(), "https://idp.example/certs");
+    assert_eq!(on.auth_leeway, Duration::from_secs(30));
+    assert_eq!(on.jwks_refresh, Duration::from_secs(900));
+    let local = config(&[url, ("AUTH_JWKS_URL", "http://127.0.0.1:9/jwks")]);
+    assert!(local.is_ok());
+    let cases = [
+        (
+            vec![("AUTH_JWKS_URL", "http://idp.example/certs")],
+            "AUTH_JWKS_URL=\"…\" is invalid: use an https:// URL (plain http:// only to a \
+             loopback address)",
+        ),
+        (
+            vec![("AUTH_JWKS_URL", "https://u:p@idp.example/certs")],
+            "AUTH_JWKS_URL=\"…\" is invalid: a JWKS needs no credentials: remove them from the URL",
+        ),
+        (
+            vec![jwks, ("AUTH_JWKS_FILE", "keys.json")],
+            "AUTH_JWKS_FILE=\"keys.json\" is invalid: set AUTH_JWKS_URL or AUTH_JWKS_FILE, not both",
+        ),
+        (
+            vec![jwks, ("AUTH_LEEWAY_SECS", "301")],
+            "AUTH_LEEWAY_SECS=\"301\" is invalid: expected a whole number of seconds, at most 300",
+        ),
+        (
+            vec![("AUTH_AUDIENCE", "pgsse")],
+            "AUTH_AUDIENCE=\"pgsse\" is invalid: authentication is off: set AUTH_JWT_SECRET, \
+             AUTH_JWKS_URL or AUTH_JWKS_FILE",
+        ),
+    ];
+    for (mut vars, message) in cases {
+        vars.push(url);
+        assert_eq!(config(&vars).unwrap_err().to_string(), message);
+    }
+}

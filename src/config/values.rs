@@ -1,9 +1,12 @@
 //! How each setting's text becomes its value. Each parser says what it expected; the caller
 //! adds which setting it was.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 use std::time::Duration;
+
+/// The most clock skew AUTH_LEEWAY_SECS may allow: more would keep expired tokens alive.
+const MAX_LEEWAY_SECS: u64 = 300;
 
 /// The longest COALESCE_WINDOW_MS: an event waits no longer than a second whatever the setting.
 pub const MAX_COALESCE_WINDOW_MS: u64 = 1000;
@@ -124,5 +127,33 @@ pub(super) fn positive<T: FromStr + PartialOrd + Default>(value: &str) -> Result
     match value.parse::<T>() {
         Ok(n) if n > T::default() => Ok(n),
         _ => Err("expected a positive whole number".into()),
+    }
+}
+
+/// AUTH_LEEWAY_SECS: 0 included, at most [`MAX_LEEWAY_SECS`].
+pub(super) fn leeway(value: &str) -> Result<Duration, String> {
+    match value.parse() {
+        Ok(secs) if secs <= MAX_LEEWAY_SECS => Ok(Duration::from_secs(secs)),
+        _ => Err(format!(
+            "expected a whole number of seconds, at most {MAX_LEEWAY_SECS}"
+        )),
+    }
+}
+
+/// An https URL, or an http one to a loopback address: over plain http across a network anyone
+/// on the way could hand the gateway keys of their own.
+pub(super) fn jwks_url(value: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(value).map_err(|e| format!("not a URL: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // The URL is logged and shown by /readyz; a JWKS is public anyway.
+        return Err("a JWKS needs no credentials: remove them from the URL".into());
+    }
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => Err("use an https:// URL (plain http:// only to a loopback address)".into()),
     }
 }

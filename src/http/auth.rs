@@ -123,21 +123,32 @@ pub fn choose_token(
 }
 
 /// The caller's claims: `Ok(None)` when authentication is off, a 401 when it is on and the token
-/// is missing or not valid.
-pub fn identify(state: &State, token: Option<&str>) -> Result<Option<Claims>, ApiError> {
+/// is missing or not valid, a 503 while the identity provider's keys are not loaded yet.
+pub async fn identify(state: &State, token: Option<&str>) -> Result<Option<Claims>, ApiError> {
     let Some(verifier) = &state.auth else {
         return Ok(None);
     };
-    let token = token.ok_or(auth::TokenError::Missing);
-    match token.and_then(|t| verifier.verify(t, auth::now())) {
+    let Some(token) = token else {
+        return Err(ApiError::Unauthorized(
+            auth::TokenError::Missing.to_string(),
+        ));
+    };
+    match verifier.verify(token).await {
         Ok(claims) => Ok(Some(claims)),
+        Err(err @ auth::TokenError::KeysUnavailable(_)) => Err(ApiError::Full {
+            message: err.to_string(),
+            retry_after: KEYS_RETRY_AFTER_SECS,
+        }),
         Err(err) => Err(ApiError::Unauthorized(err.to_string())),
     }
 }
 
+/// What a client refused while the identity provider's keys are not loaded is told to wait.
+const KEYS_RETRY_AFTER_SECS: u64 = 5;
+
 /// Lets the call through if authentication is off or the caller is an administrator.
-pub fn require_admin(state: &State, token: Option<&str>) -> Result<(), ApiError> {
-    match identify(state, token)? {
+pub async fn require_admin(state: &State, token: Option<&str>) -> Result<(), ApiError> {
+    match identify(state, token).await? {
         Some(claims) if !claims.is_admin() => Err(ApiError::Forbidden(format!(
             "{:?} is not an administrator (the token needs role \"admin\")",
             claims.sub

@@ -53,16 +53,18 @@ fn health() -> impl Reply {
     super::json(&status)
 }
 
-/// GET /readyz: ready once migrations are done and the listener is listening; otherwise 503 with
-/// the reason (the database cannot be reached, and why; the listener reconnecting).
+/// GET /readyz: ready once migrations are done, the listener is listening and the identity
+/// provider's keys (with a JWKS) are loaded; otherwise 503 with the reason (the database cannot be
+/// reached, and why; the listener reconnecting; the keys not read yet, and why).
 #[utoipa::path(get, operation_id = "ready", path = "/readyz", tag = "probes", responses(
-    (status = 200, description = "Migrations are done and the listener is listening.",
+    (status = 200, description = "Migrations are done, the listener is listening and (with a JWKS) the keys are read.",
         body = Status),
     (status = 503, description = "Not ready: `reason` says what it waits for and why.",
         body = Status),
 ))]
 fn ready(state: Arc<State>) -> impl Reply {
-    if state.metrics.is_listening() {
+    let keys = state.auth.as_ref().and_then(|auth| auth.not_ready());
+    if keys.is_none() && state.metrics.is_listening() {
         let body = Status {
             status: "ready",
             listener: Some("listening"),
@@ -70,10 +72,8 @@ fn ready(state: Arc<State>) -> impl Reply {
         };
         return warp::reply::with_status(super::json(&body), StatusCode::OK);
     }
-    let why = state
-        .metrics
-        .not_ready()
-        .unwrap_or_else(|| "the listener is connecting to PostgreSQL".to_owned());
+    let why = keys.or_else(|| state.metrics.not_ready());
+    let why = why.unwrap_or_else(|| "the listener is connecting to PostgreSQL".to_owned());
     let body = Status {
         status: "not ready",
         listener: None,

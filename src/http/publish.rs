@@ -113,7 +113,7 @@ async fn send(
     body: Result<Send, ApiError>,
     state: Arc<State>,
 ) -> Result<impl Reply, ApiError> {
-    auth::require_admin(&state, token?.as_deref())?;
+    auth::require_admin(&state, token?.as_deref()).await?;
     let body = body?;
     let by_name_only = body.target.user_id.is_none()
         && (body.target.client_id.is_some() || body.target.session_id.is_some());
@@ -190,7 +190,7 @@ async fn clients(
     token: Result<Option<String>, ApiError>,
     state: Arc<State>,
 ) -> Result<impl Reply, ApiError> {
-    auth::require_admin(&state, token?.as_deref())?;
+    auth::require_admin(&state, token?.as_deref()).await?;
     let clients = state
         .registry
         .list()
@@ -246,6 +246,7 @@ async fn demo_token(
     let (Some(verifier), true) = (&state.auth, state.demo_tokens) else {
         return Err(ApiError::NotFound("not found".into()));
     };
+
     let body = body?;
     validate::text("username", &body.username, super::users::USERNAME_MAX)?;
     let claims = Claims {
@@ -254,7 +255,10 @@ async fn demo_token(
         exp: crate::auth::now() + DEMO_TOKEN_SECS,
         nbf: None,
     };
-    let token = verifier.sign(&claims);
+    // DEMO_TOKENS needs AUTH_JWT_SECRET (the configuration checks it), so this always signs.
+    let Some(token) = verifier.try_sign(&claims) else {
+        return Err(ApiError::NotFound("not found".into()));
+    };
     let cookie =
         format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={DEMO_TOKEN_SECS}");
     let body = DemoToken {

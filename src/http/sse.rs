@@ -21,6 +21,7 @@ use super::error::{ApiError, ErrorBody};
 use super::filter;
 use super::params::{self, Query};
 use super::{with_state, State};
+use crate::auth::Claims;
 use crate::registry::Claim;
 use crate::store::events;
 use crate::stream::{ClientStream, EventFilter, Opening};
@@ -115,7 +116,11 @@ async fn open(
     state: Arc<State>,
 ) -> Response {
     let keepalive = state.streams.keepalive;
-    let request = match check(&headers, &query, token, &state) {
+    let claims = match token {
+        Ok(token) => auth::identify(&state, token.as_deref()).await,
+        Err(err) => Err(err),
+    };
+    let request = match check(&headers, &query, claims) {
         Ok(request) => request,
         Err(err) => return err.into_response(),
     };
@@ -137,14 +142,13 @@ struct StreamRequest {
     expires_at: Option<Instant>,
 }
 
-/// Checks everything about a stream request that needs no I/O.
+/// Checks everything about a stream request, once its token is checked, that needs no I/O.
 fn check(
     headers: &HeaderMap,
     query: &Query,
-    token: Result<Option<String>, ApiError>,
-    state: &State,
+    claims: Result<Option<Claims>, ApiError>,
 ) -> Result<StreamRequest, ApiError> {
-    let claims = auth::identify(state, token?.as_deref())?;
+    let claims = claims?;
     check_parameter_names(query)?;
     // The header is what a browser sends when it reconnects; it wins over the query parameter.
     let last_event_id = match auth::single_header(headers, "Last-Event-ID")? {

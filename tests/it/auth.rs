@@ -57,7 +57,7 @@ async fn bad_tokens_are_refused_with_json_before_any_stream_byte() {
             )),
             "\"none\"",
         ),
-        (Some(sign(SECRET, "alice", None, -10, None)), "expired"),
+        (Some(sign(SECRET, "alice", None, -120, None)), "expired"),
         (
             Some(sign(SECRET, "alice", None, 600, Some(300))),
             "not valid yet",

@@ -11,6 +11,7 @@ mod delivery;
 mod edge;
 mod events;
 mod fleet;
+mod identity;
 mod instances;
 mod metrics;
 mod nginx;

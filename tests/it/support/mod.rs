@@ -5,6 +5,7 @@ pub mod browser;
 pub mod checker;
 pub mod fleet;
 pub mod http;
+pub mod jwks;
 pub mod nginx;
 pub mod pg;
 pub mod proxy;

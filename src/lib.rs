@@ -26,7 +26,6 @@
 //!   serves before it is); [`backoff`]: the retry delays; [`config`]: settings from the environment;
 //!   [`metrics`]: counters; [`retention`]: prunes old events on a timer; [`shutdown`]: the stop
 //!   protocol; [`gate`]: a future polled only after it woke; [`app`]: wires it all together.
-//! - [`bench`]: not the gateway: the load generator's core (`pgsse-bench`, the smoke test).
 //!
 //! # Invariants
 //!
@@ -44,7 +43,6 @@
 pub mod app;
 pub mod auth;
 pub mod backoff;
-pub mod bench;
 pub mod config;
 pub mod db;
 pub mod event;

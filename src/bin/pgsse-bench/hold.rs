@@ -10,9 +10,10 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 
 use pgsse::app::raise_open_file_limit;
-use pgsse::bench::clients::{Clients, Spec};
-use pgsse::bench::tally::Deliveries;
 use serde::{Deserialize, Serialize};
+
+use crate::bench::clients::{Clients, Spec};
+use crate::bench::tally::Deliveries;
 
 /// Streams opened together before checking that all of them opened.
 const BATCH: usize = 1000;

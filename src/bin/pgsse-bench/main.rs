@@ -1,37 +1,33 @@
 //! `pgsse-bench`: puts a running gateway under load and prints what it measured.
 //!
 //! `make bench` starts a private PostgreSQL and a release gateway, then runs this with the
-//! gateway's address, database and pid. The cases: loads of `CLIENTS x RATE` (see
-//! [`pgsse::bench`]), idle connections (`idle`), and raw ingest (`ingest`). Results go to stdout
-//! as a Markdown table and to a JSON file. `pgsse-bench hold` is the helper process the idle
-//! case starts.
+//! gateway's address, database and pid. Results go to stdout as a Markdown table and to a JSON
+//! file. It is not part of the gateway: it uses the library only for the open-file limit and the
+//! listener's channel.
 //!
-//! A crate root looks for modules beside itself; `#[path]` keeps them in `pgsse-bench/`.
+//! - [`args`]: the flags and the cases.
+//! - [`bench`]: the core: one load run, its SSE clients, paced writer and bare `LISTEN` client.
+//! - [`load`], [`idle`], [`ingest`], [`fleet`]: the cases; [`hold`]: the helper process (`pgsse-bench
+//!   hold`) that the idle and fleet cases start to hold more streams than one process may.
+//! - [`gateway`]: the gateway watched from outside; [`report`]: the table and the JSON.
 
-#[path = "pgsse-bench/args.rs"]
 mod args;
-#[path = "pgsse-bench/fleet.rs"]
+mod bench;
 mod fleet;
-#[path = "pgsse-bench/gateway.rs"]
 mod gateway;
-#[path = "pgsse-bench/hold.rs"]
 mod hold;
-#[path = "pgsse-bench/idle.rs"]
 mod idle;
-#[path = "pgsse-bench/ingest.rs"]
 mod ingest;
-#[path = "pgsse-bench/load.rs"]
 mod load;
-#[path = "pgsse-bench/report.rs"]
 mod report;
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pgsse::app::raise_open_file_limit;
-use pgsse::bench::Target;
 
 use self::args::{Args, Case, USAGE};
+use self::bench::Target;
 use self::gateway::Gateway;
 use self::report::{CaseResult, Results};
 

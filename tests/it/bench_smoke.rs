@@ -62,3 +62,36 @@ async fn three_hundred_clients_and_twenty_stalled_ones_receive_every_row_once_an
     assert_eq!(stalled["deliveries"], clean(20 * 200), "{report}");
     assert_eq!(stalled["streams_ended"], 0, "{report}");
 }
+
+#[tokio::test]
+async fn a_bad_case_stops_pgsse_bench_with_a_message_naming_it() {
+    let mut run = bench(&[
+        "--database-url",
+        "postgres://unused",
+        "--cases",
+        "1x500,10xfast",
+    ]);
+    let out = timeout(Duration::from_secs(15), run.output())
+        .await
+        .expect("pgsse-bench answers in time")
+        .expect("pgsse-bench runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid value '10xfast' for '--cases <LIST>': not a case"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn pgsse_bench_without_a_database_says_how_to_give_it_one() {
+    let mut run = bench(&[]);
+    run.env_remove("DATABASE_URL");
+    let out = timeout(Duration::from_secs(15), run.output())
+        .await
+        .expect("pgsse-bench answers in time")
+        .expect("pgsse-bench runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--database-url <URL>"), "{stderr}");
+}

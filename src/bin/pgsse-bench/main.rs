@@ -5,7 +5,7 @@
 //! file. It is not part of the gateway: it uses the library only for the open-file limit and the
 //! listener's channel.
 //!
-//! - [`args`]: the flags and the cases.
+//! - [`args`]: the flags, parsed by clap; [`case`]: the cases `--cases` lists.
 //! - [`bench`]: the core: one load run, its SSE clients, paced writer and bare `LISTEN` client.
 //! - [`load`], [`idle`], [`ingest`], [`fleet`]: the cases; [`hold`]: the helper process (`pgsse-bench
 //!   hold`) that the idle and fleet cases start to hold more streams than one process may.
@@ -13,6 +13,7 @@
 
 mod args;
 mod bench;
+mod case;
 mod fleet;
 mod gateway;
 mod hold;
@@ -24,10 +25,12 @@ mod report;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use clap::Parser;
 use pgsse::app::raise_open_file_limit;
 
-use self::args::{Args, Case, USAGE};
+use self::args::{Args, Cli, Command};
 use self::bench::Target;
+use self::case::Case;
 use self::gateway::Gateway;
 use self::report::{CaseResult, Results};
 
@@ -37,24 +40,15 @@ const IDLE_SOURCES: usize = 1000;
 const FLEET_SOURCES: usize = 2000;
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.first().map(String::as_str) == Some("hold") {
-        return match hold::HoldArgs::parse(&argv[1..]) {
-            Ok(args) => {
-                runtime().block_on(hold::run(args));
-                ExitCode::SUCCESS
-            }
-            Err(err) => fail(&err),
-        };
-    }
-    if argv.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
+    // A bad flag stops the run here, with clap's message and status 2, before anything starts.
+    let cli = Cli::parse();
+    if let Some(Command::Hold(args)) = cli.command {
+        runtime().block_on(hold::run(args));
         return ExitCode::SUCCESS;
     }
-    let args = match Args::parse(&argv) {
-        Ok(args) => args,
-        Err(err) => return fail(&err),
-    };
+    let args = cli
+        .run
+        .expect("clap requires the run's flags when there is no subcommand");
     let _ = pretty_env_logger::formatted_timed_builder()
         .parse_filters(&std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .try_init();

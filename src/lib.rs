@@ -25,9 +25,9 @@
 //!   per-user stream limit.
 //! - [`db`]: the connection pool, and migrations retried until the database is there (the gateway
 //!   serves before it is); [`backoff`]: the retry delays; [`config`]: flags and variables;
-//!   [`metrics`]: counters; [`retention`]: prunes old events on a timer; [`shutdown`]: the stop
-//!   protocol; [`gate`]: a future polled only after it woke; [`app`]: wires it all together.
-//! - [`bench`]: not the gateway: the load generator's core (`pgsse-bench`, the smoke test).
+//!   [`metrics`]: each metric defined once (prometheus-client); [`retention`]: prunes old
+//!   events on a timer; [`shutdown`]: the stop protocol; [`gate`]: a future polled only after it
+//!   woke; [`app`]: wires it all together.
 //!
 //! # Invariants
 //!
@@ -47,7 +47,6 @@
 pub mod app;
 pub mod auth;
 pub mod backoff;
-pub mod bench;
 pub mod config;
 pub mod db;
 pub mod event;

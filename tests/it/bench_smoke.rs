@@ -1,57 +1,97 @@
-//! The benchmark in miniature: a few hundred clients, a few seconds of rows. Only delivery is
-//! asserted (every row reaches every client once, in order); figures belong to `make bench`.
+//! The benchmark in miniature: the `pgsse-bench` binary with a few hundred clients and a few
+//! seconds of rows against a gateway of the test's own. Only delivery is asserted (every row
+//! reaches every client once, in order), from the table it prints and the JSON it writes;
+//! figures belong to `make bench`.
 
 use std::time::Duration;
 
-use pgsse::bench::{run_load, Load, Target};
+use serde_json::Value;
+use tokio::process::Command;
 use tokio::time::timeout;
 
 use crate::support::spawn_app;
+use crate::support::tls::scratch;
+
+/// `pgsse-bench` with `args`, killed if the test ends first.
+fn bench(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pgsse-bench"));
+    command.args(args).kill_on_drop(true);
+    command
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_clients_and_twenty_stalled_ones_receive_every_row_once_and_in_order() {
     let app = spawn_app().await;
-    let target = Target {
-        gateway: app.addr,
-        database_url: app.database_url.clone(),
-    };
-    let mut load = Load::new(300, 100.0, 2.0);
-    load.stalled = 20;
-    // From the default address, so that the test needs no loopback aliases.
-    load.sources = 0;
-    let report = timeout(Duration::from_secs(60), run_load(&target, &load, |_| {}))
+    let json = scratch("bench-smoke").join("results.json");
+    let (gateway, json_path) = (app.addr.to_string(), json.to_str().unwrap());
+    let mut run = bench(&["--gateway", &gateway, "--database-url", &app.database_url]);
+    run.args(["--cases", "300x100+20stalled:2s", "--json", json_path]);
+    let out = timeout(Duration::from_secs(90), run.output())
         .await
         .expect("the load finishes in time")
-        .expect("the load runs");
-    assert_eq!((report.clients_held, report.clients_failed), (300, 0));
-    assert_eq!(report.rows_written, 200);
-    let gateway = &report.gateway;
-    assert_eq!(gateway.expected, 300 * 200);
-    assert_eq!(
-        (
-            gateway.lost,
-            gateway.duplicated,
-            gateway.out_of_order,
-            gateway.foreign
-        ),
-        (0, 0, 0, 0),
-        "{report:?}"
+        .expect("pgsse-bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let row = "| 300 clients, 100 rows/s, +20 stalled, 2 s | 300 / 0 |";
+    assert!(stdout.contains(row), "{stdout}");
+    assert!(stdout.contains("| 60000 / 60000 | 0 / 0 / 0 |"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("results: {json_path}")),
+        "{stdout}"
     );
-    assert_eq!(report.floor.lost, 0, "{report:?}");
-    assert_eq!(report.streams_ended, 0);
+
+    let results: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = &results["cases"][0];
+    assert_eq!(report["kind"], "load", "{report}");
+    assert_eq!(report["clients_held"], 300, "{report}");
+    assert_eq!(report["clients_failed"], 0, "{report}");
+    assert_eq!(report["rows_written"], 200, "{report}");
+    let clean = |expected: u64| {
+        serde_json::json!({ "expected": expected, "received": expected, "lost": 0,
+            "duplicated": 0, "out_of_order": 0, "foreign": 0 })
+    };
+    assert_eq!(report["gateway"], clean(300 * 200), "{report}");
+    assert_eq!(report["floor"]["lost"], 0, "{report}");
+    assert_eq!(report["streams_ended"], 0, "{report}");
     // The stalled clients read nothing until the others had every row, then got them all.
-    let stalled = report
-        .stalled
-        .as_ref()
-        .expect("a report on the stalled clients");
-    assert_eq!((stalled.clients_held, stalled.clients_failed), (20, 0));
-    assert_eq!(stalled.received_before_resuming, 0);
-    let d = &stalled.deliveries;
-    assert_eq!(d.expected, 20 * 200);
-    assert_eq!(
-        (d.received, d.lost, d.duplicated, d.out_of_order, d.foreign),
-        (20 * 200, 0, 0, 0, 0),
-        "{report:?}"
+    let stalled = &report["stalled"];
+    assert_eq!(stalled["clients_held"], 20, "{report}");
+    assert_eq!(stalled["clients_failed"], 0, "{report}");
+    assert_eq!(stalled["received_before_resuming"], 0, "{report}");
+    assert_eq!(stalled["deliveries"], clean(20 * 200), "{report}");
+    assert_eq!(stalled["streams_ended"], 0, "{report}");
+}
+
+#[tokio::test]
+async fn a_bad_case_stops_pgsse_bench_with_a_message_naming_it() {
+    let mut run = bench(&[
+        "--database-url",
+        "postgres://unused",
+        "--cases",
+        "1x500,10xfast",
+    ]);
+    let out = timeout(Duration::from_secs(15), run.output())
+        .await
+        .expect("pgsse-bench answers in time")
+        .expect("pgsse-bench runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid value '10xfast' for '--cases <LIST>': not a case"),
+        "{stderr}"
     );
-    assert_eq!(stalled.streams_ended, 0);
+}
+
+#[tokio::test]
+async fn pgsse_bench_without_a_database_says_how_to_give_it_one() {
+    let mut run = bench(&[]);
+    run.env_remove("DATABASE_URL");
+    let out = timeout(Duration::from_secs(15), run.output())
+        .await
+        .expect("pgsse-bench answers in time")
+        .expect("pgsse-bench runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--database-url <URL>"), "{stderr}");
 }

@@ -1,274 +1,154 @@
-//! Command-line flags. Every flag has a default that suits `make bench`.
+//! Command-line flags, parsed by clap: each flag's name, default and help on its field. Every
+//! default suits `make bench`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 
-pub const USAGE: &str = "\
-pgsse-bench: puts a running pgsse gateway under load and prints what it measured.
+use clap::builder::NonEmptyStringValueParser;
+use clap::{Parser, Subcommand};
 
-usage: pgsse-bench [flags]
+use crate::case::{Case, STANDARD_MATRIX};
+use crate::hold::HoldArgs;
 
-  --gateway ADDR        the gateway's HTTP address (127.0.0.1:8000)
-  --database-url URL    the gateway's database (default: $DATABASE_URL)
-  --gateway-pid PID     the gateway's process, for RSS and CPU from /proc (optional)
-  --cases LIST          comma-separated cases, run in order (default: the standard matrix)
-                        CLIENTSxRATE  a load: that many clients, rows inserted per second
-                        CLIENTSxRATE+Nstalled  the same with N more clients that stop
-                                      reading (4 KiB receive buffers) until the others have
-                                      every row, then must catch up
-                        …:Ss          a load that writes for S seconds instead of --seconds
-                        …/h2          a load whose clients speak HTTP/2 (prior knowledge),
-                                      --h2-streams streams on each connection; stalled ones
-                                      stop reading their stream and their connection
-                        idle          hold as many idle connections as possible
-                        idle-kept     the same, each stream on a connection that served a
-                                      request first
-                        idle-h2       the same with streams over HTTP/2, --h2-streams on
-                                      each connection
-                        fleet         --fleet-gateways gateway processes on one database,
-                                      --fleet-clients streams over them, --fleet-rate rows/s;
-                                      and how many notifying commits PostgreSQL takes a second
-                        ingest        a burst of events recorded in one transaction
-  --seconds S           how long each load writes (10)
-  --writers N           connections the writer inserts over (8)
-  --idle-max N          the idle case stops at this many connections (100000)
-  --idle-watch S        seconds to watch RSS after the idle clients leave (60)
-  --ingest N            events the ingest case records (300000)
-  --fleet-gateways N    gateway processes of the fleet case (6)
-  --fleet-clients N     streams of the fleet case, over all its gateways (100000)
-  --fleet-rate R        rows per second of the fleet case (1), written for --seconds
-  --h2-streams N        streams on each HTTP/2 connection of a …/h2 case (100)
-  --json PATH           where to write the results (target/bench/results.json)
-";
-
-/// The idle case runs first, on a gateway that has not served yet: its memory per connection is
-/// then what a fresh gateway pays, and whether memory comes back is seen from a clean start.
-///
-/// The stalled case writes for 30 s: its stalled streams fill the gateway's send buffer
-/// (`STREAM_SEND_BUFFER`) after about 9 s of events, so for most of the case the gateway's
-/// writes to them wait.
-pub const STANDARD_MATRIX: &str =
-    "idle,idle-kept,idle-h2,1x500,1000x100,1000x100+100stalled:30s,1000x200,10000x10,1000x500,\
-     10000x10/h2,1000x100+100stalled/h2:30s,ingest,fleet";
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Case {
-    Load {
-        clients: usize,
-        rate: f64,
-        stalled: usize,
-        /// Overrides `--seconds`.
-        seconds: Option<f64>,
-        /// Over HTTP/2, `--h2-streams` streams on each connection.
-        http2: bool,
-    },
-    /// Idle streams; `kept_alive`: each on a connection that served a request first, as a
-    /// browser's `EventSource` opens its stream on the connection that served the page.
-    Idle {
-        kept_alive: bool,
-        /// Over HTTP/2, `--h2-streams` streams on each connection.
-        http2: bool,
-    },
-    Ingest,
-    Fleet,
+/// Puts a running pgsse gateway under load and prints what it measured.
+#[derive(Debug, Parser)]
+// `hold` takes none of the run's flags and needs no database; a negative number is a value (to
+// be refused as one), not a flag.
+#[command(
+    name = "pgsse-bench",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    allow_negative_numbers = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The run's flags; clap fills them in whenever there is no subcommand, since it then
+    /// requires `--database-url`.
+    #[command(flatten)]
+    pub run: Option<Args>,
 }
 
-impl Case {
-    fn parse(text: &str) -> Result<Case, String> {
-        match text {
-            "idle" => Ok(Case::Idle {
-                kept_alive: false,
-                http2: false,
-            }),
-            "idle-kept" => Ok(Case::Idle {
-                kept_alive: true,
-                http2: false,
-            }),
-            "idle-h2" => Ok(Case::Idle {
-                kept_alive: false,
-                http2: true,
-            }),
-            "ingest" => Ok(Case::Ingest),
-            "fleet" => Ok(Case::Fleet),
-            _ => {
-                let bad = || {
-                    format!(
-                        "--cases: {text:?} is not CLIENTSxRATE, CLIENTSxRATE+Nstalled (either \
-                         with /h2, :Ss or both), idle, idle-kept, idle-h2, ingest or fleet"
-                    )
-                };
-                let (load, seconds) = match text.split_once(':') {
-                    Some((load, seconds)) => {
-                        let seconds = seconds.strip_suffix('s').ok_or_else(bad)?;
-                        let seconds: f64 = seconds.parse().map_err(|_| bad())?;
-                        if seconds.is_nan() || seconds <= 0.0 {
-                            return Err(bad());
-                        }
-                        (load, Some(seconds))
-                    }
-                    None => (text, None),
-                };
-                let (load, http2) = match load.strip_suffix("/h2") {
-                    Some(load) => (load, true),
-                    None => (load, false),
-                };
-                let (load, stalled) = match load.split_once('+') {
-                    Some((load, stalled)) => {
-                        let n = stalled.strip_suffix("stalled").ok_or_else(bad)?;
-                        (load, n.parse().map_err(|_| bad())?)
-                    }
-                    None => (load, 0),
-                };
-                let (clients, rate) = load.split_once('x').ok_or_else(bad)?;
-                let clients = clients.parse().map_err(|_| bad())?;
-                let rate: f64 = rate.parse().map_err(|_| bad())?;
-                if clients == 0 || rate <= 0.0 {
-                    return Err(bad());
-                }
-                Ok(Case::Load {
-                    clients,
-                    rate,
-                    stalled,
-                    seconds,
-                    http2,
-                })
-            }
-        }
-    }
-
-    pub fn name(&self) -> String {
-        match self {
-            Case::Load {
-                clients,
-                rate,
-                stalled,
-                seconds,
-                http2,
-            } => {
-                let mut name = match clients {
-                    1 => format!("1 client, {rate} rows/s"),
-                    n => format!("{n} clients, {rate} rows/s"),
-                };
-                if *stalled > 0 {
-                    name += &format!(", +{stalled} stalled");
-                }
-                if *http2 {
-                    name += ", HTTP/2";
-                }
-                if let Some(seconds) = seconds {
-                    name += &format!(", {seconds} s");
-                }
-                name
-            }
-            Case::Idle { http2: true, .. } => "idle streams, HTTP/2".into(),
-            Case::Idle {
-                kept_alive: false, ..
-            } => "idle connections".into(),
-            Case::Idle {
-                kept_alive: true, ..
-            } => "idle connections, kept alive".into(),
-            Case::Ingest => "ingest".into(),
-            Case::Fleet => "fleet".into(),
-        }
-    }
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Not for people: the helper process that the idle and fleet cases start, which opens
+    /// streams and holds them until its stdin closes.
+    Hold(HoldArgs),
 }
 
-#[derive(Clone, Debug)]
+/// A run of cases against one gateway.
+#[derive(Clone, Debug, clap::Args)]
 pub struct Args {
+    /// The gateway's HTTP address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     pub gateway: SocketAddr,
+    /// The gateway's database, which the writer inserts into and the bare LISTEN client listens
+    /// on.
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true,
+          value_parser = NonEmptyStringValueParser::new())]
     pub database_url: String,
+    /// The gateway's process, for its memory and CPU time from /proc.
+    #[arg(long, value_name = "PID")]
     pub gateway_pid: Option<u32>,
+    /// Comma-separated cases, run in order:
+    ///
+    ///   CLIENTSxRATE   a load: that many clients, rows inserted per second
+    ///   …+Nstalled     N more clients that stop reading (4 KiB receive buffers) until the
+    ///                  others have every row, then must catch up
+    ///   …/h2           the clients speak HTTP/2 (prior knowledge), --h2-streams streams on
+    ///                  each connection; stalled ones stop reading their stream and their
+    ///                  connection
+    ///   …:Ss           the load writes for S seconds instead of --seconds
+    ///   idle           hold as many idle connections as possible
+    ///   idle-kept      the same, each stream on a connection that served a request first
+    ///   idle-h2        the same with streams over HTTP/2, --h2-streams on each connection
+    ///   fleet          --fleet-gateways gateway processes on one database, --fleet-clients
+    ///                  streams over them, --fleet-rate rows/s; and how many notifying
+    ///                  commits PostgreSQL takes a second
+    ///   ingest         a burst of events recorded in one transaction
+    ///
+    /// The suffixes go in this order: 1000x100+100stalled/h2:30s.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = STANDARD_MATRIX,
+          verbatim_doc_comment)]
     pub cases: Vec<Case>,
+    /// How long each load writes, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive)]
     pub seconds: f64,
+    /// Connections the writer inserts over.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = count::<usize>)]
     pub writers: usize,
+    /// The idle cases stop at this many connections.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = count::<usize>)]
     pub idle_max: usize,
+    /// Seconds to watch the gateway's memory after the idle clients leave.
+    #[arg(long, value_name = "S", default_value_t = 60)]
     pub idle_watch: u64,
+    /// Events the ingest case records.
+    #[arg(long, value_name = "N", default_value_t = 300_000,
+          value_parser = count::<i64>)]
     pub ingest: i64,
+    /// Gateway processes of the fleet case.
+    #[arg(long, value_name = "N", default_value_t = 6, value_parser = count::<usize>)]
     pub fleet_gateways: usize,
+    /// Streams of the fleet case, over all its gateways.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = count::<usize>)]
     pub fleet_clients: usize,
+    /// Rows per second of the fleet case, written for --seconds.
+    #[arg(long, value_name = "R", default_value_t = 1.0, value_parser = positive)]
     pub fleet_rate: f64,
+    /// Streams on each HTTP/2 connection of a …/h2 or idle-h2 case.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = count::<usize>)]
     pub h2_streams: usize,
+    /// Where to write the results, as JSON.
+    #[arg(long, value_name = "PATH", default_value = "target/bench/results.json")]
     pub json: PathBuf,
 }
 
-impl Args {
-    pub fn parse(args: &[String]) -> Result<Args, String> {
-        let mut parsed = Args {
-            gateway: "127.0.0.1:8000".parse().expect("a valid address"),
-            database_url: std::env::var("DATABASE_URL").unwrap_or_default(),
-            gateway_pid: None,
-            cases: cases(STANDARD_MATRIX)?,
-            seconds: 10.0,
-            writers: 8,
-            idle_max: 100_000,
-            idle_watch: 60,
-            ingest: 300_000,
-            fleet_gateways: 6,
-            fleet_clients: 100_000,
-            fleet_rate: 1.0,
-            h2_streams: 100,
-            json: PathBuf::from("target/bench/results.json"),
-        };
-        let mut rest = args.iter();
-        while let Some(flag) = rest.next() {
-            let value = rest
-                .next()
-                .ok_or_else(|| format!("{flag} needs a value; see --help"))?;
-            let number = |what: &str| format!("{flag}: {value:?} is not {what}");
-            match flag.as_str() {
-                "--gateway" => parsed.gateway = value.parse().map_err(|_| number("an address"))?,
-                "--database-url" => parsed.database_url = value.clone(),
-                "--gateway-pid" => {
-                    parsed.gateway_pid = Some(value.parse().map_err(|_| number("a pid"))?)
-                }
-                "--cases" => parsed.cases = cases(value)?,
-                "--seconds" => parsed.seconds = value.parse().map_err(|_| number("a number"))?,
-                "--writers" => parsed.writers = value.parse().map_err(|_| number("a count"))?,
-                "--idle-max" => parsed.idle_max = value.parse().map_err(|_| number("a count"))?,
-                "--idle-watch" => {
-                    parsed.idle_watch = value.parse().map_err(|_| number("seconds"))?
-                }
-                "--ingest" => parsed.ingest = value.parse().map_err(|_| number("a count"))?,
-                "--fleet-gateways" => {
-                    parsed.fleet_gateways = value.parse().map_err(|_| number("a count"))?
-                }
-                "--fleet-clients" => {
-                    parsed.fleet_clients = value.parse().map_err(|_| number("a count"))?
-                }
-                "--fleet-rate" => {
-                    parsed.fleet_rate = value.parse().map_err(|_| number("a rate"))?
-                }
-                "--h2-streams" => {
-                    parsed.h2_streams = value.parse().map_err(|_| number("a count"))?;
-                    if parsed.h2_streams == 0 {
-                        return Err("--h2-streams: at least 1".into());
-                    }
-                }
-                "--json" => parsed.json = PathBuf::from(value),
-                _ => return Err(format!("unknown flag {flag}; see --help")),
-            }
-        }
-        if parsed.database_url.is_empty() {
-            return Err("set --database-url or DATABASE_URL".into());
-        }
-        Ok(parsed)
+/// A whole number above zero, such as a count.
+pub fn count<T: FromStr + Default + PartialOrd>(text: &str) -> Result<T, String> {
+    match text.parse::<T>() {
+        Ok(n) if n > T::default() => Ok(n),
+        _ => Err("not a whole number above 0".into()),
     }
 }
 
-fn cases(list: &str) -> Result<Vec<Case>, String> {
-    list.split(',')
-        .filter(|c| !c.trim().is_empty())
-        .map(|c| Case::parse(c.trim()))
-        .collect()
+/// A finite number above zero, such as seconds or a rate.
+pub fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        _ => Err("not a number above 0".into()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
     use super::*;
 
+    /// Parses `argv` after the program's name and a database URL.
+    fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
+        let head = ["pgsse-bench", "--database-url", "postgres://db"];
+        Cli::try_parse_from(head.iter().chain(argv)).map(|cli| cli.run.expect("the run's flags"))
+    }
+
+    fn cases(list: &str) -> Result<Vec<Case>, clap::Error> {
+        parse(&["--cases", list]).map(|args| args.cases)
+    }
+
     #[test]
-    fn the_standard_matrix_parses() {
-        let matrix = cases(STANDARD_MATRIX).unwrap();
+    fn clap_accepts_the_definition() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_standard_matrix_is_the_default_and_parses() {
+        let matrix = parse(&[]).unwrap().cases;
+        assert_eq!(matrix, cases(STANDARD_MATRIX).unwrap());
+        assert_eq!(matrix.len(), 13);
         assert_eq!(
             matrix[4],
             Case::Load {
@@ -331,7 +211,96 @@ mod tests {
             "10x5:0s",
             "10x5:3",
         ] {
-            assert!(cases(bad).is_err(), "{bad}");
+            let err = cases(&format!("1x500,{bad}")).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{bad}");
+            assert!(err.to_string().contains(&format!("'{bad}'")), "{err}");
         }
+    }
+
+    #[test]
+    fn the_makefiles_invocation_parses() {
+        let args = parse(&[
+            "--gateway",
+            "127.0.0.1:8099",
+            "--gateway-pid",
+            "4242",
+            "--json",
+            "target/bench/base-1.json",
+            "--cases",
+            "1000x100,1x500",
+            "--seconds",
+            "30",
+        ])
+        .unwrap();
+        assert_eq!(args.gateway, "127.0.0.1:8099".parse().unwrap());
+        assert_eq!(args.database_url, "postgres://db");
+        assert_eq!(args.gateway_pid, Some(4242));
+        assert_eq!(args.json, PathBuf::from("target/bench/base-1.json"));
+        assert_eq!(args.cases.len(), 2);
+        assert_eq!(args.cases[1].name(), "1 client, 500 rows/s");
+        assert_eq!(args.seconds, 30.0);
+    }
+
+    #[test]
+    fn counts_seconds_and_rates_must_be_above_zero() {
+        for (flag, value) in [
+            ("--h2-streams", "0"),
+            ("--writers", "0"),
+            ("--seconds", "0"),
+            ("--seconds", "-1"),
+            ("--seconds", "inf"),
+            ("--fleet-rate", "NaN"),
+            ("--ingest", "0"),
+        ] {
+            let err = parse(&[flag, value]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{flag} {value}");
+            assert!(err.to_string().contains(flag), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_flag_is_refused() {
+        let err = parse(&["--clients", "10"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn hold_takes_the_flags_the_idle_and_fleet_cases_pass_and_no_database() {
+        let argv = [
+            "pgsse-bench",
+            "hold",
+            "--gateway",
+            "127.0.0.1:8099",
+            "--clients",
+            "15000",
+            "--sources",
+            "2",
+            "--source-offset",
+            "1002",
+            "--kept-alive",
+            "--h2-streams",
+            "100",
+            "--rows",
+            "300",
+            "--tag",
+            "77",
+        ];
+        let Some(Command::Hold(hold)) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not the hold helper");
+        };
+        assert_eq!(hold.gateway, "127.0.0.1:8099".parse().unwrap());
+        assert_eq!(
+            (hold.clients, hold.sources, hold.source_offset),
+            (15000, 2, 1002)
+        );
+        assert!(hold.kept_alive);
+        assert_eq!(hold.http2, Some(100));
+        assert_eq!((hold.rows, hold.tag), (300, 77));
+        let plain = ["pgsse-bench", "hold", "--clients", "5"];
+        let Some(Command::Hold(hold)) = Cli::try_parse_from(plain).unwrap().command else {
+            panic!("not the hold helper");
+        };
+        assert!(!hold.kept_alive);
+        assert_eq!((hold.http2, hold.rows), (None, 0));
     }
 }

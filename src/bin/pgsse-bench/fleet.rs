@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pgsse::bench::tally::{Deliveries, Latency};
-use pgsse::bench::writer::{self, Writer};
 use serde::Serialize;
 
 use crate::args::Args;
+use crate::bench::tally::{Deliveries, Latency};
+use crate::bench::writer::{self, Writer};
 use crate::gateway::{self, Gateway};
 use crate::hold::HoldResult;
 

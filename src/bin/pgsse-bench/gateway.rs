@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pgsse::bench::net::HttpConnection;
+use crate::bench::net::HttpConnection;
 
 pub struct Gateway {
     pid: Option<u32>,

@@ -10,24 +10,42 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 
 use pgsse::app::raise_open_file_limit;
-use pgsse::bench::clients::{Clients, Spec};
-use pgsse::bench::tally::Deliveries;
 use serde::{Deserialize, Serialize};
+
+use crate::args::count;
+use crate::bench::clients::{Clients, Spec};
+use crate::bench::tally::Deliveries;
 
 /// Streams opened together before checking that all of them opened.
 const BATCH: usize = 1000;
 
+/// What a helper opens; the idle and fleet cases pass every flag.
+#[derive(Clone, Debug, clap::Args)]
 pub struct HoldArgs {
+    /// The gateway's HTTP address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     pub gateway: SocketAddr,
+    /// Streams to open.
+    #[arg(long, value_name = "N")]
     pub clients: usize,
+    /// Loopback source addresses to spread the streams over (127.0.0.2, …); 0 connects from
+    /// the default address.
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub sources: usize,
+    /// The first source address used, counted from 127.0.0.2.
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub source_offset: usize,
-    /// Whether each stream goes on a connection that served a request first.
+    /// Open each stream on a connection that served a request first.
+    #[arg(long)]
     pub kept_alive: bool,
-    /// Over HTTP/2: this many streams on each connection.
+    /// Speak HTTP/2, with this many streams on each connection.
+    #[arg(long = "h2-streams", value_name = "N", value_parser = count::<usize>)]
     pub http2: Option<usize>,
-    /// The rows of the run the clients check, and the run's tag.
+    /// The rows of the run the clients check (none without it).
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub rows: u64,
+    /// The run's tag, which the rows' names carry.
+    #[arg(long, value_name = "TAG", default_value_t = 0)]
     pub tag: u32,
 }
 
@@ -39,42 +57,6 @@ pub struct HoldResult {
     pub latencies_us: Vec<u32>,
     /// Clients whose stream ended before they were told to stop.
     pub ended: usize,
-}
-
-impl HoldArgs {
-    pub fn parse(args: &[String]) -> Result<HoldArgs, String> {
-        let mut parsed = HoldArgs {
-            gateway: "127.0.0.1:8000".parse().expect("a valid address"),
-            clients: 0,
-            sources: 1,
-            source_offset: 0,
-            kept_alive: false,
-            http2: None,
-            rows: 0,
-            tag: 0,
-        };
-        for pair in args.chunks(2) {
-            let [flag, value] = pair else {
-                return Err(format!("hold: {} needs a value", pair[0]));
-            };
-            let bad = || format!("hold: bad value {value:?} for {flag}");
-            match flag.as_str() {
-                "--gateway" => parsed.gateway = value.parse().map_err(|_| bad())?,
-                "--clients" => parsed.clients = value.parse().map_err(|_| bad())?,
-                "--sources" => parsed.sources = value.parse().map_err(|_| bad())?,
-                "--source-offset" => parsed.source_offset = value.parse().map_err(|_| bad())?,
-                "--kept-alive" => parsed.kept_alive = value == "1",
-                "--h2-streams" => {
-                    let n: usize = value.parse().map_err(|_| bad())?;
-                    parsed.http2 = (n > 0).then_some(n);
-                }
-                "--rows" => parsed.rows = value.parse().map_err(|_| bad())?,
-                "--tag" => parsed.tag = value.parse().map_err(|_| bad())?,
-                _ => return Err(format!("hold: unknown flag {flag}")),
-            }
-        }
-        Ok(parsed)
-    }
 }
 
 pub async fn run(args: HoldArgs) {

@@ -121,13 +121,19 @@ fn spawn_helper(
     http2: Option<usize>,
 ) -> Result<Child, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
-    Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(["hold", "--gateway", &args.gateway.to_string()])
         .args(["--clients", &count.to_string()])
         .args(["--sources", &SOURCES_PER_PROCESS.to_string()])
-        .args(["--source-offset", &offset.to_string()])
-        .args(["--kept-alive", if kept_alive { "1" } else { "0" }])
-        .args(["--h2-streams", &http2.unwrap_or(0).to_string()])
+        .args(["--source-offset", &offset.to_string()]);
+    if kept_alive {
+        command.arg("--kept-alive");
+    }
+    if let Some(streams) = http2 {
+        command.args(["--h2-streams", &streams.to_string()]);
+    }
+    command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

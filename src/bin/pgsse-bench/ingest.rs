@@ -6,11 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use pgsse::bench::floor::Floor;
-use pgsse::bench::tally::now_us;
-use pgsse::bench::writer;
 use serde::Serialize;
 
+use crate::bench::floor::Floor;
+use crate::bench::tally::now_us;
+use crate::bench::writer;
 use crate::gateway::Gateway;
 
 const EMIT: &str = "\

@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use pgsse::bench::{self, Load, LoadReport, Phase, Target};
 use serde::Serialize;
 
 use crate::args::Args;
+use crate::bench::{self, Load, LoadReport, Phase, Target};
 use crate::gateway::{self, Gateway};
 
 /// Clients use their own 8 source addresses per case, so that the ports of one case's closed

@@ -3,9 +3,9 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use pgsse::bench::tally::Latency;
 use serde::Serialize;
 
+use crate::bench::tally::Latency;
 use crate::fleet::FleetResult;
 use crate::idle::IdleResult;
 use crate::ingest::IngestResult;

@@ -1,4 +1,4 @@
-//! The load generator's core, shared by the `pgsse-bench` binary and the smoke test.
+//! The load generator's core: one load run, and the clients, writer and floor it is made of.
 //!
 //! One load run: open many SSE clients on a running gateway, start a bare `LISTEN` client on
 //! the same database (the floor: what PostgreSQL alone costs), insert boards at a steady rate
@@ -143,8 +143,6 @@ pub struct StalledReport {
 pub enum BenchError {
     #[error("database: {0}")]
     Database(#[from] tokio_postgres::Error),
-    #[error("{0}")]
-    Other(String),
 }
 
 /// Runs one load: connects the clients, writes the rows, waits for them to arrive, and reports.

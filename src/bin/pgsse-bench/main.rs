@@ -1,37 +1,36 @@
 //! `pgsse-bench`: puts a running gateway under load and prints what it measured.
 //!
 //! `make bench` starts a private PostgreSQL and a release gateway, then runs this with the
-//! gateway's address, database and pid. The cases: loads of `CLIENTS x RATE` (see
-//! [`pgsse::bench`]), idle connections (`idle`), and raw ingest (`ingest`). Results go to stdout
-//! as a Markdown table and to a JSON file. `pgsse-bench hold` is the helper process the idle
-//! case starts.
+//! gateway's address, database and pid. Results go to stdout as a Markdown table and to a JSON
+//! file. It is not part of the gateway: it uses the library only for the open-file limit and the
+//! listener's channel.
 //!
-//! A crate root looks for modules beside itself; `#[path]` keeps them in `pgsse-bench/`.
+//! - [`args`]: the flags, parsed by clap; [`case`]: the cases `--cases` lists.
+//! - [`bench`]: the core: one load run, its SSE clients, paced writer and bare `LISTEN` client.
+//! - [`load`], [`idle`], [`ingest`], [`fleet`]: the cases; [`hold`]: the helper process (`pgsse-bench
+//!   hold`) that the idle and fleet cases start to hold more streams than one process may.
+//! - [`gateway`]: the gateway watched from outside; [`report`]: the table and the JSON.
 
-#[path = "pgsse-bench/args.rs"]
 mod args;
-#[path = "pgsse-bench/fleet.rs"]
+mod bench;
+mod case;
 mod fleet;
-#[path = "pgsse-bench/gateway.rs"]
 mod gateway;
-#[path = "pgsse-bench/hold.rs"]
 mod hold;
-#[path = "pgsse-bench/idle.rs"]
 mod idle;
-#[path = "pgsse-bench/ingest.rs"]
 mod ingest;
-#[path = "pgsse-bench/load.rs"]
 mod load;
-#[path = "pgsse-bench/report.rs"]
 mod report;
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use clap::Parser;
 use pgsse::app::raise_open_file_limit;
-use pgsse::bench::Target;
 
-use self::args::{Args, Case, USAGE};
+use self::args::{Args, Cli, Command};
+use self::bench::Target;
+use self::case::Case;
 use self::gateway::Gateway;
 use self::report::{CaseResult, Results};
 
@@ -41,24 +40,15 @@ const IDLE_SOURCES: usize = 1000;
 const FLEET_SOURCES: usize = 2000;
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.first().map(String::as_str) == Some("hold") {
-        return match hold::HoldArgs::parse(&argv[1..]) {
-            Ok(args) => {
-                runtime().block_on(hold::run(args));
-                ExitCode::SUCCESS
-            }
-            Err(err) => fail(&err),
-        };
-    }
-    if argv.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
+    // A bad flag stops the run here, with clap's message and status 2, before anything starts.
+    let cli = Cli::parse();
+    if let Some(Command::Hold(args)) = cli.command {
+        runtime().block_on(hold::run(args));
         return ExitCode::SUCCESS;
     }
-    let args = match Args::parse(&argv) {
-        Ok(args) => args,
-        Err(err) => return fail(&err),
-    };
+    let args = cli
+        .run
+        .expect("clap requires the run's flags when there is no subcommand");
     let _ = pretty_env_logger::formatted_timed_builder()
         .parse_filters(&std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .try_init();

@@ -6,13 +6,13 @@ use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use pgsse::listener::CHANNEL;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 use super::sse::{board_name, json_int_field};
 use super::tally::{now_us, Deliveries, Latency, Tally};
-use crate::listener::CHANNEL;
 
 pub struct Floor {
     /// Kept so that the connection stays open.

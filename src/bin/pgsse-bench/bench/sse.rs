@@ -118,21 +118,11 @@ pub fn event_fields(block: &[u8]) -> (Option<i64>, Option<&str>) {
     }
 }
 
-/// The `board_name` in a JSON object's text, as [`json_string_field`] finds it.
-pub fn board_name(json: &[u8]) -> Option<&str> {
-    let at = BOARD_NAME.find(json)? + b"\"board_name\"".len();
-    string_value(&json[at..])
-}
-
-/// The value of a string field in a JSON object's text, found by its key: `"key"`, optional
+/// The `board_name` in a JSON object's text, found by its key: `"board_name"`, optional
 /// spaces, `:`, optional spaces, then a string without escapes. Good for the names the
 /// benchmark writes, which never need escaping; works on compact JSON and on PostgreSQL's.
-pub fn json_string_field<'a>(json: &'a [u8], key: &[u8]) -> Option<&'a str> {
-    let mut quoted = Vec::with_capacity(key.len() + 2);
-    quoted.push(b'"');
-    quoted.extend_from_slice(key);
-    quoted.push(b'"');
-    let at = memmem::find(json, &quoted)? + quoted.len();
+pub fn board_name(json: &[u8]) -> Option<&str> {
+    let at = BOARD_NAME.find(json)? + b"\"board_name\"".len();
     string_value(&json[at..])
 }
 
@@ -148,8 +138,8 @@ fn string_value(rest: &[u8]) -> Option<&str> {
     std::str::from_utf8(&rest[..end]).ok()
 }
 
-/// The value of a whole-number field in a JSON object's text, found like
-/// [`json_string_field`].
+/// The value of a whole-number field in a JSON object's text, found by its key like
+/// [`board_name`].
 pub fn json_int_field(json: &[u8], key: &[u8]) -> Option<i64> {
     let mut quoted = Vec::with_capacity(key.len() + 2);
     quoted.push(b'"');
@@ -199,7 +189,7 @@ mod tests {
         let block = b"id: 42\nevent: newBoard\ndata: {\"board_id\":3,\"board_name\":\"b-1-2\"}";
         assert_eq!(event_fields(block), (Some(42), Some("b-1-2")));
         let pg = br#"{"id" : 7, "kind" : "newBoard", "data" : {"board_name": "n"}}"#;
-        assert_eq!(json_string_field(pg, b"board_name"), Some("n"));
+        assert_eq!(board_name(pg), Some("n"));
         assert_eq!(json_int_field(pg, b"id"), Some(7));
         assert_eq!(event_fields(b": keep-alive"), (None, None));
         assert_eq!(event_fields(b"retry: 2000\nid: 41\n: open"), (None, None));

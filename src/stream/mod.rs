@@ -198,8 +198,8 @@ impl ClientStream {
     /// after, without data: a browser dispatches nothing for it but takes the id as its
     /// Last-Event-ID, so a stream cut before its first event resumes from where it began
     /// instead of starting live again and missing what committed meanwhile. Then
-    /// `event: connection`: who the stream is for and the server's time, as apps built for
-    /// NestJS-style SSE modules expect. It has no id of its own.
+    /// `event: connection`: who the stream is for (and whether a token said so) and the server's
+    /// time, as apps built for NestJS-style SSE modules expect. It has no id of its own.
     fn open(&mut self) {
         let mut first = Event::default().retry(RETRY).comment(" pgsse stream open");
         // Before the database is reached a live stream's position is not known yet; it follows
@@ -212,6 +212,7 @@ impl ClientStream {
             "client_id": viewer.client_id,
             "user": viewer.user,
             "session_id": viewer.session_id,
+            "authenticated": viewer.authenticated,
             "server_time": registry::rfc3339(std::time::SystemTime::now()),
         });
         self.ready.push_back(first);

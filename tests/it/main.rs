@@ -10,6 +10,7 @@ mod cors;
 mod delivery;
 mod edge;
 mod events;
+mod feed;
 mod fleet;
 mod instances;
 mod nginx;

@@ -5,6 +5,12 @@
 
 /** A block that grows past this is refused: the gateway's events are at most 64 KiB each. */
 const MAX_BLOCK_CHARS = 1024 * 1024;
+/**
+ * A stream silent for this long is taken as lost (a connection can die without a word, when a
+ * laptop sleeps or a network changes). The gateway writes a keep-alive comment after
+ * `KEEPALIVE_SECS` (15 by default) of quiet, so a live stream is never this quiet.
+ */
+export const QUIET_MS = 90_000;
 
 /**
  * The blocks of `body` (a ReadableStream of bytes), each as {id, event, data, retry}: `id` and
@@ -18,7 +24,7 @@ export async function* blocks(body) {
   let block = empty();
   try {
     for (;;) {
-      const { value, done } = await reader.read();
+      const { value, done } = await within(reader.read(), QUIET_MS);
       if (done) return;
       pending += value;
       // A final CR may be the first half of a CRLF: it waits for the next chunk.
@@ -40,6 +46,15 @@ export async function* blocks(body) {
   } finally {
     reader.cancel().catch(() => {});
   }
+}
+
+/** `promise`, or an error once `ms` have passed without it settling. */
+export function within(promise, ms) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`nothing came for ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 function empty() {

@@ -8,7 +8,7 @@
 // after an earlier id instead, and knows which of them came before the opening.
 
 import { clock } from './dom.js';
-import { blocks } from './eventstream.js';
+import { QUIET_MS, blocks, within } from './eventstream.js';
 
 const STREAM = '/sse/notifications/';
 /** How long to wait before reconnecting until the gateway's `retry:` says otherwise. */
@@ -110,11 +110,18 @@ export class LiveStream {
     }
     if (from !== null) params.set('lastEventId', from);
     const query = params.toString();
-    const response = await fetch(query ? `${STREAM}?${query}` : STREAM, {
-      headers: { accept: 'text/event-stream' },
-      cache: 'no-store',
-      signal: run.abort.signal,
-    });
+    // A gateway that never answers ends this opening, and the page tries again.
+    const late = setTimeout(() => run.abort.abort(new Error(`no answer for ${QUIET_MS / 1000} s`)), QUIET_MS);
+    let response;
+    try {
+      response = await fetch(query ? `${STREAM}?${query}` : STREAM, {
+        headers: { accept: 'text/event-stream' },
+        cache: 'no-store',
+        signal: run.abort.signal,
+      });
+    } finally {
+      clearTimeout(late);
+    }
     const type = response.headers.get('content-type') ?? '';
     if (!response.ok || !type.startsWith('text/event-stream')) throw await refusal(response);
     return new Opened(response);
@@ -234,7 +241,7 @@ class Opened {
 async function refusal(response) {
   let message = `${response.status} ${response.statusText}`.trim();
   try {
-    const body = await response.json();
+    const body = await within(response.json(), QUIET_MS);
     if (typeof body.error === 'string') message = body.error;
   } catch {
     // Not JSON; the status says enough.

@@ -113,3 +113,40 @@ async fn the_administrator_box_and_the_request_to_sign_in_come_only_with_authent
     );
     assert_eq!(browser.eval(ADMIN_BOX_SHOWN, json!([])).await, json!(true));
 }
+
+/// Feeds the chunks of `arguments[0]` to the pages' event-stream parser, in this browser; the
+/// blocks it yields, without the fields a block did not set.
+const PARSE: &str = "const chunks = arguments[0];
+    return import('/assets/eventstream.js').then(async ({ blocks }) => {
+      const bytes = new TextEncoder();
+      const body = new ReadableStream({ start(controller) {
+        for (const chunk of chunks) controller.enqueue(bytes.encode(chunk));
+        controller.close();
+      } });
+      const out = [];
+      for await (const block of blocks(body)) out.push(block);
+      return JSON.parse(JSON.stringify(out));
+    });";
+
+#[tokio::test]
+async fn the_pages_read_the_event_stream_format_as_the_standard_parses_it_however_it_is_cut() {
+    let app = spawn_app().await;
+    let browser = Browser::start().await;
+    browser.goto(&url(&app, "/sse/")).await;
+    let chunks = [
+        "\u{feff}: a comment\nid:5\nretry:2000\n\nevent:x\ndata: a\r",
+        "\ndata:b\r\r",
+        "id:7\0\nevent:y\ndata:c\n",
+        "\ndata\n\n",
+    ];
+    let blocks = browser.eval(PARSE, json!([chunks])).await;
+    assert_eq!(
+        blocks,
+        json!([
+            {"id": "5", "event": "message", "data": null, "retry": 2000},
+            {"event": "x", "data": "a\nb"},
+            {"event": "y", "data": "c"},
+            {"event": "message", "data": ""},
+        ])
+    );
+}

@@ -14,6 +14,7 @@ mod feed;
 mod fleet;
 mod instances;
 mod nginx;
+mod options;
 mod probes;
 mod recovery;
 mod resume;

@@ -32,6 +32,7 @@ const signinStatus = document.getElementById('signin-status');
 const listener = document.getElementById('listener');
 const adminBox = document.getElementById('admin-box');
 
+// No `kinds`: the stream comes in envelopes, so every kind reaches the page.
 const stream = new LiveStream({
   recent: RECENT,
   onEvent: show,

@@ -208,5 +208,6 @@ mod tests {
         assert_eq!(schema("NewPath", "points")["maxItems"], paths::POINTS_MAX);
         assert_eq!(query("/api/boards", "limit"), boards::PAGE_MAX);
         assert_eq!(query("/api/boards/{id}/paths", "limit"), paths::PAGE_MAX);
+        assert_eq!(query("/sse/notifications/", "history"), sse::MAX_HISTORY);
     }
 }

@@ -25,3 +25,15 @@ pub fn int(query: &Query, name: &'static str, min: i64, max: i64) -> Result<Opti
         )),
     }
 }
+
+/// An optional on/off parameter: `1` or `0` (absent or empty is off).
+pub fn flag(query: &Query, name: &'static str) -> Result<bool, ApiError> {
+    match get(query, name).unwrap_or("") {
+        "" | "0" => Ok(false),
+        "1" => Ok(true),
+        value => Err(ApiError::bad_request(
+            name,
+            format!("{name} must be 1 (on) or 0 (off), got {value:?}"),
+        )),
+    }
+}

@@ -28,6 +28,8 @@ use crate::stream::{ClientStream, EventFilter, Opening};
 
 /// What a client refused at a cap is told to wait before trying again.
 const RETRY_AFTER_SECS: u64 = 5;
+/// The most ids back `?history=` may ask a new stream to start.
+pub(crate) const MAX_HISTORY: i64 = 100;
 
 /// Any request for the stream on a connection of the reserve (beyond `MAX_CONNECTIONS`), however
 /// it is framed: `503` with `Retry-After`. On other connections this matches nothing.
@@ -95,6 +97,13 @@ pub fn route(
         ("sessionId" = Option<String>, Query, description = "This stream's session."),
         ("access_token" = Option<String>, Query,
             description = "The token, for an EventSource, which cannot send headers."),
+        ("history" = Option<i64>, Query, minimum = 1, maximum = 100,
+            description = "A stream opened without Last-Event-ID or lastEventId starts this \
+                many ids before the newest event, so it opens with recent history; ignored \
+                when resuming."),
+        ("envelope" = Option<u8>, Query, minimum = 0, maximum = 1,
+            description = "1: every event goes out unnamed (an EventSource's `message`), its \
+                data {\"kind\": name, \"data\": the usual data}, so a page gets every kind."),
     ),
     responses(
         (status = 200, description = "The event stream.", content_type = "text/event-stream",
@@ -137,6 +146,10 @@ async fn open(
 /// A stream request that passed every check.
 struct StreamRequest {
     last_event_id: Option<i64>,
+    /// `?history=`: ids back a new stream starts; 0 for none.
+    history: i64,
+    /// `?envelope=1`: every event unnamed, its name in its data.
+    envelope: bool,
     filter: EventFilter,
     claim: Claim,
     expires_at: Option<Instant>,
@@ -159,6 +172,8 @@ fn check(
         },
     };
     let filter = filter::from_query(query)?;
+    let history = params::int(query, "history", 1, MAX_HISTORY)?.unwrap_or(0);
+    let envelope = params::flag(query, "envelope")?;
     let user = match &claims {
         Some(claims) if params::get(query, "userId").is_some() => {
             return Err(ApiError::bad_request(
@@ -183,6 +198,8 @@ fn check(
     });
     Ok(StreamRequest {
         last_event_id,
+        history,
+        envelope,
         filter,
         claim,
         expires_at,
@@ -211,6 +228,8 @@ async fn start(request: StreamRequest, state: &State) -> Result<ClientStream, Ap
         })?;
     let opening = Opening {
         last_event_id,
+        history: request.history,
+        envelope: request.envelope,
         filter: request.filter,
         registration,
         expires_at: request.expires_at,
@@ -223,6 +242,8 @@ async fn start(request: StreamRequest, state: &State) -> Result<ClientStream, Ap
 /// would silently do nothing, so it is refused with the right name.
 const PARAMETERS: &[&str] = &[
     "lastEventId",
+    "history",
+    "envelope",
     "events",
     "board_id",
     "clientId",

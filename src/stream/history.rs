@@ -79,10 +79,7 @@ impl ClientStream {
         });
         self.cursor = pruned_through;
         self.told = pruned_through;
-        Event::default()
-            .id(pruned_through.to_string())
-            .event("resync")
-            .data(data.to_string())
+        self.named("resync", data).id(pruned_through.to_string())
     }
 
     /// Keeps the stream open while the database is away, and tries again shortly.

@@ -64,8 +64,13 @@ pub struct Settings {
 
 /// What a stream starts from.
 pub struct Opening {
-    /// Where to resume; `None` starts live.
+    /// Where to resume; `None` starts live (after `history`).
     pub last_event_id: Option<i64>,
+    /// How many ids before the newest event a stream without `last_event_id` starts, so that it
+    /// opens with recent history; 0 for none.
+    pub history: i64,
+    /// Whether every event goes out unnamed, its name inside its data (see [`enveloped`]).
+    pub envelope: bool,
     pub filter: EventFilter,
     /// Who is listening; also how the stream is listed and closed when its user has too many.
     pub registration: Registration,
@@ -92,6 +97,10 @@ pub struct ClientStream {
     awaiting_start: bool,
     /// Set while the client must read history before following live frames.
     catching_up: bool,
+    /// See [`Opening::history`].
+    history: i64,
+    /// See [`Opening::envelope`].
+    envelope: bool,
     /// Since when the client has been behind the live stream, if it is.
     behind_since: Option<Instant>,
     /// Set when the client is to be disconnected once what is ready has gone.
@@ -122,10 +131,12 @@ impl ClientStream {
     pub fn start(settings: Arc<Settings>, opening: Opening) -> ClientStream {
         let subscription = settings.hub.subscribe();
         let started = subscription.last_id.is_some();
-        let cursor = opening
-            .last_event_id
-            .or(subscription.last_id)
-            .unwrap_or_default();
+        let history = opening.last_event_id.map_or(opening.history, |_| 0);
+        let cursor = match (opening.last_event_id, subscription.last_id) {
+            (Some(id), _) => id,
+            (None, Some(newest)) => back_from(&settings.hub, newest, history),
+            (None, None) => 0,
+        };
         let closing = Gated::new(closing(
             settings.shutdown.clone(),
             opening.registration.entry.clone(),
@@ -140,7 +151,9 @@ impl ClientStream {
             told: cursor,
             positioned: started || opening.last_event_id.is_some(),
             awaiting_start: !started,
-            catching_up: opening.last_event_id.is_some(),
+            catching_up: opening.last_event_id.is_some() || (started && history > 0),
+            history,
+            envelope: opening.envelope,
             behind_since: None,
             hopeless: false,
             opened: false,
@@ -198,8 +211,9 @@ impl ClientStream {
     /// after, without data: a browser dispatches nothing for it but takes the id as its
     /// Last-Event-ID, so a stream cut before its first event resumes from where it began
     /// instead of starting live again and missing what committed meanwhile. Then
-    /// `event: connection`: who the stream is for and the server's time, as apps built for
-    /// NestJS-style SSE modules expect. It has no id of its own.
+    /// `event: connection`: who the stream is for (and whether a token said so), the newest event
+    /// id the gateway knows (so a page can tell the events it missed from live ones) and the
+    /// server's time, as apps built for NestJS-style SSE modules expect. It has no id of its own.
     fn open(&mut self) {
         let mut first = Event::default().retry(RETRY).comment(" pgsse stream open");
         // Before the database is reached a live stream's position is not known yet; it follows
@@ -208,15 +222,27 @@ impl ClientStream {
             first = first.id(self.cursor.to_string());
         }
         let viewer = &self.registration.entry.viewer;
+        let hub = &self.settings.hub;
         let data = json!({
             "client_id": viewer.client_id,
             "user": viewer.user,
             "session_id": viewer.session_id,
+            "authenticated": viewer.authenticated,
+            "newest_id": hub.is_started().then(|| hub.position().last_id),
             "server_time": registry::rfc3339(std::time::SystemTime::now()),
         });
+        let connection = self.named("connection", data);
         self.ready.push_back(first);
-        self.ready
-            .push_back(Event::default().event("connection").data(data.to_string()));
+        self.ready.push_back(connection);
+    }
+
+    /// One of the gateway's own events (`connection`, `resync`), named, or in its envelope.
+    fn named(&self, kind: &str, data: serde_json::Value) -> Event {
+        if self.envelope {
+            Event::default().data(json!({ "kind": kind, "data": data }).to_string())
+        } else {
+            Event::default().event(kind).data(data.to_string())
+        }
     }
 
     /// Live frames, until the stream must end.
@@ -295,7 +321,12 @@ impl ClientStream {
             .as_ref()
             .is_none_or(|t| t.admits(&entry.viewer));
         if for_viewer && self.filter.accepts(frame) {
-            self.ready.push_back(event(frame));
+            let message = if self.envelope {
+                enveloped(frame)
+            } else {
+                event(frame)
+            };
+            self.ready.push_back(message);
             entry.sent(frame.id);
             let metrics = &self.settings.metrics;
             metrics.frames_delivered.inc();
@@ -339,9 +370,10 @@ impl ClientStream {
         self.awaiting_start = false;
         if !self.positioned {
             self.positioned = true;
-            self.cursor = start;
-            self.told = start;
-            self.ready.push_back(position(start));
+            self.cursor = back_from(&self.settings.hub, start, self.history);
+            self.told = self.cursor;
+            self.catching_up = self.cursor < start;
+            self.ready.push_back(position(self.cursor));
         }
         Step::Continue
     }
@@ -366,6 +398,28 @@ fn event(frame: &Frame) -> Event {
         .id(frame.id.to_string())
         .event(&*frame.kind)
         .data(&*frame.data)
+}
+
+/// Where a new stream with `history` starts: that many ids before `newest`, but never before
+/// what was pruned (a new stream has nothing to resync from).
+fn back_from(hub: &Hub, newest: i64, history: i64) -> i64 {
+    if history == 0 {
+        return newest;
+    }
+    newest
+        .saturating_sub(history)
+        .max(hub.position().pruned_through)
+        .max(0)
+}
+
+/// An event's SSE message for a stream that asked for envelopes (`?envelope=1`): unnamed, so
+/// that a browser's `EventSource` hands every kind to `onmessage`, with the name in the data:
+/// `{"kind":…,"data":…}`. Only such streams pay for the copy this makes.
+fn enveloped(frame: &Frame) -> Event {
+    let kind = serde_json::to_string(&*frame.kind).expect("a string always serializes");
+    Event::default()
+        .id(frame.id.to_string())
+        .data(format!("{{\"kind\":{kind},\"data\":{}}}", frame.data))
 }
 
 /// A message that moves the client's Last-Event-ID to `id` and dispatches nothing.
@@ -430,6 +484,8 @@ mod tests {
         };
         Opening {
             last_event_id: None,
+            history: 0,
+            envelope: false,
             filter: EventFilter::default(),
             registration: Arc::new(Registry::new(10, 10))
                 .register(claim, Value::Null)
@@ -493,5 +549,50 @@ mod tests {
         publish(&settings, 1..=10);
         assert!(stream.next_event().await.is_none());
         assert_eq!(settings.metrics.forced_disconnects.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_new_stream_with_history_replays_the_last_ids_then_follows_live_ones() {
+        let (settings, _trigger) = settings(Duration::from_secs(3600));
+        let published = publish(&settings, 1..=10);
+        let with_history = Opening {
+            history: 3,
+            ..opening()
+        };
+        let mut stream = ClientStream::start(settings.clone(), with_history);
+        let opening = next(&mut stream, 2).await;
+        assert_eq!(opening[0], ": pgsse stream open\nid:7\nretry:2000\n\n");
+        assert_eq!(next(&mut stream, 3).await, published[7..]);
+        let live = publish(&settings, 11..=11);
+        assert_eq!(next(&mut stream, 1).await, live);
+    }
+
+    #[tokio::test]
+    async fn an_enveloped_stream_names_no_event_and_carries_each_kind_in_its_data() {
+        let (settings, _trigger) = settings(Duration::from_secs(3600));
+        let enveloped = Opening {
+            envelope: true,
+            ..opening()
+        };
+        let mut stream = ClientStream::start(settings.clone(), enveloped);
+        let opening = next(&mut stream, 2).await;
+        assert!(
+            opening[1].starts_with("data:{\"kind\":\"connection\",\"data\":{\"client_id\":"),
+            "{}",
+            opening[1]
+        );
+        publish(&settings, 1..=1);
+        settings.hub.pruned(5);
+        let got = next(&mut stream, 2).await;
+        assert_eq!(
+            got[0],
+            "data:{\"kind\":\"newBoard\",\"data\":{\"board_id\":1}}\nid:1\n\n"
+        );
+        assert!(
+            got[1].starts_with("data:{\"kind\":\"resync\",\"data\":{\"reason\":\"pruned\""),
+            "{}",
+            got[1]
+        );
+        assert!(got.iter().chain(&opening).all(|m| !m.contains("event:")));
     }
 }

@@ -97,7 +97,9 @@ async fn bad_tokens_are_refused_with_json_before_any_stream_byte() {
         .sse(&format!("/sse/notifications/?access_token={good}"), &[])
         .await;
     assert_eq!(stream.status, 200);
-    assert_eq!(stream.connection.as_ref().unwrap().json()["user"], "alice");
+    let connection = stream.connection.as_ref().unwrap().json();
+    assert_eq!(connection["user"], "alice");
+    assert_eq!(connection["authenticated"], true);
     let spoof = request(
         app.addr,
         "GET",

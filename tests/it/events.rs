@@ -18,6 +18,40 @@ fn the_readme_and_sql_demo_hold_the_same_inserts() {
     }
 }
 
+/// A stream's text with the values that differ from one stream to the next (`client_id`,
+/// `server_time`) blanked out.
+fn without_varying_values(text: &str) -> String {
+    let line = |line: &str| match line.strip_prefix("data:").map(serde_json::from_str) {
+        Some(Ok(serde_json::Value::Object(mut data))) => {
+            for field in ["client_id", "server_time"] {
+                if let Some(value) = data.get_mut(field) {
+                    *value = "…".into();
+                }
+            }
+            format!("data:{}", serde_json::Value::Object(data))
+        }
+        _ => line.to_owned(),
+    };
+    text.lines().map(line).collect::<Vec<_>>().join("\n")
+}
+
+#[tokio::test]
+async fn try_it_in_the_readme_shows_what_a_new_stream_sends_first() {
+    let app = spawn_app().await;
+    let client = app.stream().await;
+    assert!(client.connection.is_some(), "{}", client.text());
+    let readme = include_str!("../../README.md");
+    let shown = readme
+        .split("$ curl -N http://localhost:8000/sse/notifications/\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's Try it shows a stream");
+    assert_eq!(
+        without_varying_values(&client.text()).trim_end(),
+        without_varying_values(shown).trim_end()
+    );
+}
+
 #[tokio::test]
 async fn the_readme_inserts_typed_in_psql_each_produce_exactly_one_event_with_the_exact_json() {
     let app = spawn_app().await;

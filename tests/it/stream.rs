@@ -34,6 +34,7 @@ async fn the_stream_opens_at_once_with_sse_headers_and_is_never_compressed() {
     );
     let connection = client.connection.as_ref().unwrap().json();
     assert_eq!(connection["user"], serde_json::Value::Null);
+    assert_eq!(connection["authenticated"], false);
     assert!(connection["client_id"]
         .as_str()
         .is_some_and(|id| !id.is_empty()));

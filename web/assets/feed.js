@@ -1,6 +1,7 @@
-// /sse/: the live feed. One stream, optionally filtered by kind and board; each event is listed
-// newest first with the time it arrived, its kind, its id and its fields. Signed in, the stream
-// also carries the notifications meant for that user, shown apart from the broadcasts.
+// /sse/: the live feed. One stream, optionally filtered by kind and board, opening with the
+// recent history; each event, of whatever kind, is listed newest first with the time it arrived,
+// its kind, its id and its fields. Signed in, the stream also carries the notifications meant
+// for that user, shown apart from the broadcasts.
 
 import { ApiError, api } from './api.js';
 import { clock, h, say } from './dom.js';
@@ -16,6 +17,8 @@ const SYSTEM = ['system.notice'];
 const USER_KEY = 'pgsse.listenAs';
 /** The list keeps this many events, so a page left open for days stays light. */
 const KEEP = 500;
+/** A new stream starts this many event ids back, so the feed opens with recent history. */
+const RECENT = 20;
 
 const list = document.getElementById('events');
 const empty = document.getElementById('empty');
@@ -27,12 +30,15 @@ const signin = document.getElementById('signin');
 const signout = document.getElementById('signout');
 const signinStatus = document.getElementById('signin-status');
 const listener = document.getElementById('listener');
+const adminBox = document.getElementById('admin-box');
 
+// No `kinds`: the stream comes in envelopes, so every kind reaches the page.
 const stream = new LiveStream({
-  kinds: [...KINDS, ...PERSONAL, ...SYSTEM],
+  recent: RECENT,
   onEvent: show,
   onResync: resynced,
   onConnection: connected,
+  onStopped: stopped,
 });
 
 let current = filterFromAddress();
@@ -55,11 +61,8 @@ form.addEventListener('submit', (event) => {
   }
   const query = new URLSearchParams(Object.entries(filter).filter(([, v]) => v)).toString();
   history.replaceState(null, '', query ? `?${query}` : location.pathname);
-  list.replaceChildren();
-  empty.hidden = false;
   current = filter;
-  stream.forget();
-  stream.open(streamParams(filter));
+  reopen();
   say(filterStatus, 'ok', describe(filter));
 });
 
@@ -127,19 +130,35 @@ async function signOut() {
   reopen();
 }
 
-/** Opens the stream again, from live events, as whoever the page now is. */
+/** Opens a new stream, with its own recent history, as whoever the page now is. */
 function reopen() {
+  list.replaceChildren();
+  empty.hidden = false;
   stream.forget();
   stream.open(streamParams(current));
 }
 
-/** The gateway's `connection` event: whom this stream is for. */
+/**
+ * The gateway's `connection` event: whom this stream is for, and whether the gateway checks who
+ * that is (only then does signing in as an administrator mean anything).
+ */
 function connected(data) {
   const user = typeof data.user === 'string' ? data.user : null;
   listener.textContent = user
     ? `Listening as ${user}: broadcasts and ${user}'s own notifications.`
     : 'Listening to broadcasts only.';
   signout.hidden = user === null;
+  adminBox.hidden = data.authenticated !== true;
+}
+
+/** The gateway refused the stream: the page listens to nothing until that changes. */
+function stopped({ status }) {
+  // A 401 is authentication on and no valid token.
+  const signInFirst = status === 401;
+  listener.textContent = signInFirst
+    ? 'Not listening: this gateway needs you to sign in first.'
+    : 'Not listening to anything.';
+  if (signInFirst) adminBox.hidden = false;
 }
 
 /** The filter in the page's address (?events=newBoard&board_id=7), so a filtered feed can be shared. */
@@ -177,10 +196,12 @@ function filterFromForm() {
 }
 
 function describe(filter) {
-  const kinds = filter.events ? filter.events.split(',') : KINDS;
-  const what = kinds.map((k) => (k === 'newBoard' ? 'new boards' : 'new paths')).join(' and ');
+  const what = filter.events
+    ? filter.events.split(',').map((k) => (k === 'newBoard' ? 'new boards' : 'new paths'))
+      .concat('notifications and system events').join(', ')
+    : 'every kind of event';
   const where = filter.board_id ? ` on board ${filter.board_id}` : '';
-  return `Showing ${what}${where}, from ${clock()} on.`;
+  return `Showing ${what}${where}: those among the last ${RECENT} before ${clock()}, then new ones.`;
 }
 
 function show(event) {
@@ -190,8 +211,9 @@ function show(event) {
 }
 
 function render({ id, kind, data, received }) {
-  const group = PERSONAL.includes(kind) ? 'personal' : SYSTEM.includes(kind) ? 'system' : 'board';
-  const badge = { personal: 'for you', system: 'system', board: null }[group];
+  const group = PERSONAL.includes(kind) ? 'personal'
+    : SYSTEM.includes(kind) ? 'system' : KINDS.includes(kind) ? 'board' : 'custom';
+  const badge = { personal: 'for you', system: 'system', board: null, custom: null }[group];
   return h('li', { class: `event kind-${kind} ${group}`, 'data-event-id': id },
     h('div', { class: 'meta' },
       h('time', { datetime: received.toISOString() }, clock(received)),

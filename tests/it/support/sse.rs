@@ -25,6 +25,18 @@ impl SseEvent {
             .unwrap_or_else(|_| panic!("id {id:?} is not a number"))
     }
 
+    /// The event's kind: its name, or in an enveloped stream (`?envelope=1`) the `kind` its
+    /// data carries.
+    pub fn kind(&self) -> String {
+        if self.event != "message" {
+            return self.event.clone();
+        }
+        let kind = serde_json::from_str::<Value>(&self.data)
+            .ok()
+            .and_then(|data| data.get("kind").and_then(Value::as_str).map(str::to_owned));
+        kind.unwrap_or_else(|| self.event.clone())
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.data)
             .unwrap_or_else(|e| panic!("data is not JSON ({e}): {:?}", self.data))
@@ -144,9 +156,9 @@ impl SseClient {
             if client.ended {
                 return None;
             }
-            let kind = client.connection.as_ref().map(|e| e.event.as_str());
+            let kind = client.connection.as_ref().map(SseEvent::kind);
             assert_eq!(
-                kind,
+                kind.as_deref(),
                 Some("connection"),
                 "the second block is the connection event"
             );

@@ -3,12 +3,14 @@
 -- bytes (the first event always comes, whatever its size), so that a page of large events stays
 -- small in memory. One statement, so the page and the horizon come from the same snapshot; there
 -- is always one row, with null event columns when no event follows.
--- $1: the last id already seen; $2: the most events; $3: the most bytes of data.
-select h.pruned_through, e.id, e.kind, e.payload, e.recipient, e.client_id, e.session_id
+-- $1: the last id already seen; $2: the most events; $3: the most bytes of data. committed_at
+-- is the commit time in seconds since the epoch.
+select h.pruned_through, e.id, e.kind, e.payload, e.recipient, e.client_id, e.session_id,
+       extract(epoch from e.created_at)::float8 as committed_at
   from pgsse.horizon h
   left join lateral (
-        select id, kind, payload, recipient, client_id, session_id
-          from (select id, kind, payload, recipient, client_id, session_id,
+        select id, kind, payload, recipient, client_id, session_id, created_at
+          from (select id, kind, payload, recipient, client_id, session_id, created_at,
                        row_number() over w as n,
                        coalesce(sum(octet_length(payload::text)) over before, 0) as bytes_before
                   from (select * from pgsse.event where id > $1 order by id limit $2) page

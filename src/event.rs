@@ -4,7 +4,7 @@
 //! `Arc<Frame>`), so the cost of serialising does not grow with the number of clients.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -18,6 +18,9 @@ pub struct Event {
     /// particular, or one too large for `pg_notify`. The event is then read from the table.
     #[serde(default)]
     pub data: Option<Value>,
+    /// The commit time, in seconds since the epoch (from migration 8 on).
+    #[serde(default)]
+    pub at: Option<f64>,
 }
 
 /// Who a targeted event is for. Every field that is set must match the stream.
@@ -74,6 +77,16 @@ impl Target {
     }
 }
 
+/// How long an event took to its first write to a client.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FirstWrite {
+    /// Since the listener received it.
+    pub since_received: Duration,
+    /// Since it committed, the database's clock against the gateway's; `None` when its commit
+    /// time is not known.
+    pub since_commit: Option<Duration>,
+}
+
 /// One event, ready to send: its id, its kind, and its data as compact JSON.
 #[derive(Debug)]
 pub struct Frame {
@@ -92,6 +105,8 @@ pub struct Frame {
     /// When the listener received the event, for a frame it publishes; `None` for a frame read
     /// for one stream's history, whose first write is not the event's.
     received: Option<Instant>,
+    /// When the event committed, by the database's clock, if known.
+    committed: Option<SystemTime>,
     /// Whether a stream has handed this frame to a client yet (see [`Frame::first_write`]).
     written: AtomicBool,
 }
@@ -118,8 +133,17 @@ impl Frame {
             data: json.into(),
             gap: false,
             received: None,
+            committed: None,
             written: AtomicBool::new(false),
         }
+    }
+
+    /// The frame of an event that committed `secs` seconds after the epoch.
+    pub fn committed_at(mut self, secs: Option<f64>) -> Frame {
+        self.committed = secs
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .map(|since_epoch| SystemTime::UNIX_EPOCH + since_epoch);
+        self
     }
 
     /// The frame, marked as received by the listener at `received`.
@@ -132,12 +156,18 @@ impl Frame {
     /// first time: `Some` for exactly one call per published frame, whichever stream makes it,
     /// and `None` for every later one. Once the flag is set, later calls only read it, so the
     /// streams that follow share its cache line instead of taking it in turns.
-    pub fn first_write(&self) -> Option<Duration> {
+    pub fn first_write(&self) -> Option<FirstWrite> {
         let received = self.received?;
         if self.written.load(Relaxed) || self.written.swap(true, Relaxed) {
             return None;
         }
-        Some(received.elapsed())
+        Some(FirstWrite {
+            since_received: received.elapsed(),
+            // A database clock ahead of the gateway's would make it negative: then it is unknown.
+            since_commit: self
+                .committed
+                .and_then(|c| SystemTime::now().duration_since(c).ok()),
+        })
     }
 
     /// The gap marker for events lost up to `through` (see [`Frame::is_gap`]).
@@ -150,6 +180,7 @@ impl Frame {
             data: "".into(),
             gap: true,
             received: None,
+            committed: None,
             written: AtomicBool::new(false),
         }
     }
@@ -185,6 +216,29 @@ mod tests {
         let writes = (0..3).filter(|_| published.first_write().is_some()).count();
         assert_eq!(writes, 1);
         assert_eq!(render().first_write(), None);
+    }
+
+    #[test]
+    fn the_delay_since_commit_is_known_unless_the_commit_is_in_the_future() {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap();
+        let committed = |secs: f64| {
+            Frame::render(1, "newBoard", &json!({}), None)
+                .committed_at(Some(secs))
+                .received_at(Instant::now())
+                .first_write()
+                .unwrap()
+                .since_commit
+        };
+        let past = committed(now.as_secs_f64() - 2.0).unwrap();
+        assert!(
+            past >= Duration::from_secs(2) && past < Duration::from_secs(60),
+            "{past:?}"
+        );
+        assert_eq!(committed(now.as_secs_f64() + 60.0), None);
+        let unknown = Frame::render(1, "newBoard", &json!({}), None).received_at(Instant::now());
+        assert_eq!(unknown.first_write().unwrap().since_commit, None);
     }
 
     #[test]

@@ -191,7 +191,8 @@ impl Reader<'_> {
         match event.data {
             _ if event.id <= last_id => Ok(()),
             Some(data) if event.id == last_id + 1 => {
-                self.publish(Frame::render(event.id, &event.kind, &data, None), received);
+                let frame = Frame::render(event.id, &event.kind, &data, None);
+                self.publish(frame.committed_at(event.at), received);
                 Ok(())
             }
             _ => self.catch_up(received).await,

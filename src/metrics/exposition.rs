@@ -201,12 +201,20 @@ impl Metrics {
 
     fn register_histograms(&self, r: &mut Registry) {
         r.register_with_unit(
+            "commit_to_first_write",
+            "Seconds from an event's commit in PostgreSQL (by the database's clock, carried by \
+             its notification or read from pgsse.event) to the first stream handing its frame \
+             to a client connection (by the gateway's clock); once per event, for events some \
+             client receives. On different machines it is only as right as their clocks agree",
+            Unit::Seconds,
+            self.commit_to_first_write.clone(),
+        );
+        r.register_with_unit(
             "received_to_first_write",
             "Seconds from the listener receiving an event from PostgreSQL (its notification, or \
              the read of pgsse.event that found it) to the first stream handing its frame to a \
-             client connection; once per event, for events some client receives. PostgreSQL \
-             notifies at commit; the notification carries no commit time, so its way to the \
-             gateway is not included",
+             client connection; once per event, for events some client receives: the gateway's \
+             own part of pgsse_commit_to_first_write_seconds, by its clock alone",
             Unit::Seconds,
             self.first_write.clone(),
         );

@@ -19,6 +19,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 pub use self::exposition::{DatabaseFigures, Format, Snapshot};
+use crate::event::FirstWrite;
 
 /// Who read a page of `pgsse.event`, the `reader` label of the catch-up histograms.
 #[derive(Clone, Copy, Debug)]
@@ -85,6 +86,9 @@ pub struct Metrics {
     /// From the listener receiving an event to the first stream handing it to a client: one
     /// observation per event (see [`crate::event::Frame::first_write`]).
     first_write: Histogram,
+    /// From an event's commit (the database's clock) to the first stream handing it to a
+    /// client (the gateway's), once per event whose commit time is known.
+    commit_to_first_write: Histogram,
     /// How long each read of a page of `pgsse.event` took, by reader.
     catch_up_seconds: ByReader,
     /// How many events each read of a page of `pgsse.event` returned, by reader.
@@ -111,6 +115,7 @@ impl Default for Metrics {
             connections_open: Gauge::default(),
             connections_max: Gauge::default(),
             first_write: Histogram::new(DELAY_BUCKETS),
+            commit_to_first_write: Histogram::new(DELAY_BUCKETS),
             catch_up_seconds: Family::new_with_constructor(|| Histogram::new(READ_BUCKETS)),
             catch_up_events: Family::new_with_constructor(|| Histogram::new(ROWS_BUCKETS)),
         };
@@ -164,10 +169,13 @@ impl Metrics {
         }
     }
 
-    /// Records a stream handing an event to a client for the first time, `delay` after the
-    /// listener received it.
-    pub fn first_write(&self, delay: Duration) {
-        self.first_write.observe(delay.as_secs_f64());
+    /// Records a stream handing an event to a client for the first time.
+    pub fn first_write(&self, delay: FirstWrite) {
+        self.first_write.observe(delay.since_received.as_secs_f64());
+        if let Some(since_commit) = delay.since_commit {
+            self.commit_to_first_write
+                .observe(since_commit.as_secs_f64());
+        }
     }
 
     /// Records a read of a page of `pgsse.event` that took `took` and returned `events`.

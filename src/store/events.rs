@@ -66,12 +66,8 @@ pub async fn after(
                 row.get("client_id"),
                 row.get("session_id"),
             );
-            Some(Frame::render(
-                id?,
-                row.get("kind"),
-                &row.get("payload"),
-                target,
-            ))
+            let frame = Frame::render(id?, row.get("kind"), &row.get("payload"), target);
+            Some(frame.committed_at(row.get("committed_at")))
         })
         .collect();
     // The database counts the bytes of its own text form, a little longer than compact JSON.

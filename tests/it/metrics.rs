@@ -129,6 +129,7 @@ async fn prometheus_gets_openmetrics_with_the_same_series() {
     }
     assert!(text.contains("\n# TYPE pgsse_build info\n"), "{text}");
     assert!(text.contains("\n# TYPE pgsse_received_to_first_write_seconds histogram\n"));
+    assert!(text.contains("\n# TYPE pgsse_commit_to_first_write_seconds histogram\n"));
     assert!(
         text.contains("\n# TYPE process_cpu_seconds counter\n"),
         "{text}"
@@ -150,6 +151,37 @@ async fn an_event_two_clients_received_is_one_first_write_and_two_deliveries() {
     let inf = format!("{first_write}_bucket{{le=\"+Inf\"}}");
     assert_eq!(sample(&text, &inf), 1.0);
     assert!(sample(&text, &format!("{first_write}_sum")) >= 0.0);
+}
+
+#[tokio::test]
+async fn the_delay_from_commit_to_first_write_is_measured_for_notified_and_read_events() {
+    let app = spawn_app().await;
+    let mut client = app.stream().await;
+    let sql = app.sql().await;
+    let commit = "pgsse_commit_to_first_write_seconds";
+    let received = "pgsse_received_to_first_write_seconds";
+    // A board's notification carries its event, and the event's commit time.
+    insert_board(&sql, "alice", "timed").await;
+    assert_eq!(client.next_event().await.json()["board_name"], "timed");
+    let text = scrape(&app, None).await.text();
+    assert_eq!(sample(&text, &format!("{commit}_count")), 1.0);
+    // One clock on this machine: the commit came before the notification reached the gateway.
+    let (since_commit, since_received) = (
+        sample(&text, &format!("{commit}_sum")),
+        sample(&text, &format!("{received}_sum")),
+    );
+    assert!(
+        since_commit >= since_received,
+        "{since_commit} < {since_received}"
+    );
+    assert!(since_commit < 10.0, "{since_commit}");
+    // An event too large for pg_notify is only referred to, and read from pgsse.event.
+    sql.exec("select pgsse.publish('large', jsonb_build_object('text', repeat('a', 8000)))")
+        .await;
+    assert_eq!(client.next_event().await.kind(), "large");
+    let text = scrape(&app, None).await.text();
+    assert_eq!(sample(&text, &format!("{commit}_count")), 2.0);
+    assert!(sample(&text, &format!("{commit}_sum")) > since_commit);
 }
 
 #[tokio::test]

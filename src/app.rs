@@ -19,6 +19,7 @@ use crate::retention::{self, Retention};
 use crate::server;
 use crate::shutdown::{self, Shutdown, Trigger};
 use crate::stream;
+use crate::supervisor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -210,8 +211,12 @@ async fn with_database(
             state.metrics.clone(),
             listening,
         ),
-        retention::run(state.pool.clone(), retention, pruning),
-        state.hub.release_held(releasing),
+        supervisor::restart_on_panic("pruner", &state.metrics, || {
+            retention::run(state.pool.clone(), retention.clone(), pruning.clone())
+        }),
+        supervisor::restart_on_panic("release timer", &state.metrics, || {
+            state.hub.release_held(releasing.clone())
+        }),
     );
 }
 

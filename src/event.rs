@@ -7,9 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// An event as notified by `pgsse.emit` (its signature checked and ignored here).
+///
+/// Its data stays the text the database wrote: the gateway never needs to understand it, and
+/// skipping a raw value takes no recursion, so no depth, size or number in it can stop the
+/// listener (serde_json refuses to build a value nested 128 levels deep, and numbers outside an
+/// `f64`, both of which `jsonb` accepts).
 #[derive(Debug, Deserialize)]
 pub struct Event {
     pub id: i64,
@@ -17,7 +22,7 @@ pub struct Event {
     /// Absent when the notification carries only a reference: an event for someone in
     /// particular, or one too large for `pg_notify`. The event is then read from the table.
     #[serde(default)]
-    pub data: Option<Value>,
+    pub data: Option<Box<RawValue>>,
     /// The commit time, in seconds since the epoch (from migration 8 on).
     #[serde(default)]
     pub at: Option<f64>,
@@ -119,18 +124,19 @@ impl Event {
 }
 
 impl Frame {
-    /// Renders an event: `data` is serialised here, once for every client.
-    pub fn render(id: i64, kind: &str, data: &Value, target: Option<Target>) -> Frame {
+    /// Renders an event whose data is `json`, the text the database wrote: compacted here, once
+    /// for every client, and otherwise passed through as it is.
+    pub fn render(id: i64, kind: &str, json: &str, target: Option<Target>) -> Frame {
         // Kinds come from the database's own functions; drop control characters all the same so a
         // stray line break can never split the frame.
         let kind: Box<str> = kind.chars().filter(|c| !c.is_control()).collect();
-        let json = serde_json::to_string(data).expect("a JSON value always serializes");
+        let data = compact(json);
         Frame {
             id,
-            board_id: data.get("board_id").and_then(Value::as_i64),
+            board_id: board_id(&data),
             target: target.map(Box::new),
             kind,
-            data: json.into(),
+            data: data.into(),
             gap: false,
             received: None,
             committed: None,
@@ -191,17 +197,60 @@ impl Frame {
     }
 }
 
+/// `json` without the whitespace between its tokens, so that it is one `data:` line of SSE: the
+/// database's text form of `jsonb` puts a space after each `,` and `:`. A line break inside a
+/// string (which valid JSON never has raw) is escaped all the same. One pass, no recursion.
+pub fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if !in_string {
+            match c {
+                ' ' | '\t' | '\n' | '\r' => {}
+                _ => out.push(c),
+            }
+            in_string = c == '"';
+            continue;
+        }
+        match c {
+            '\n' if escaped => out.push('n'),
+            '\r' if escaped => out.push('r'),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            _ => out.push(c),
+        }
+        in_string = escaped || c != '"';
+        escaped = !escaped && c == '\\';
+    }
+    out
+}
+
+/// The board an event's data names at its top level (`"board_id"`), for clients that filter by
+/// board. Only that member is looked at; the rest is skipped without being built.
+fn board_id(data: &str) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct Members<'a> {
+        #[serde(borrow)]
+        board_id: Option<&'a RawValue>,
+    }
+    if !data.starts_with('{') {
+        return None;
+    }
+    let members: Members = serde_json::from_str(data).ok()?;
+    members.board_id?.get().parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     #[test]
     fn a_frame_holds_compact_json_on_one_line() {
         let frame = Frame::render(
             7,
             "new\nBoard",
-            &json!({"board_id": 3, "board_name": "a\r\nb"}),
+            &json!({"board_id": 3, "board_name": "a\r\nb"}).to_string(),
             None,
         );
         assert_eq!(&*frame.data, r#"{"board_id":3,"board_name":"a\r\nb"}"#);
@@ -211,7 +260,7 @@ mod tests {
 
     #[test]
     fn a_published_frame_has_one_first_write_and_a_history_frame_none() {
-        let render = || Frame::render(1, "newBoard", &json!({}), None);
+        let render = || Frame::render(1, "newBoard", "{}", None);
         let published = render().received_at(Instant::now());
         let writes = (0..3).filter(|_| published.first_write().is_some()).count();
         assert_eq!(writes, 1);
@@ -224,7 +273,7 @@ mod tests {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap();
         let committed = |secs: f64| {
-            Frame::render(1, "newBoard", &json!({}), None)
+            Frame::render(1, "newBoard", "{}", None)
                 .committed_at(Some(secs))
                 .received_at(Instant::now())
                 .first_write()
@@ -237,16 +286,83 @@ mod tests {
             "{past:?}"
         );
         assert_eq!(committed(now.as_secs_f64() + 60.0), None);
-        let unknown = Frame::render(1, "newBoard", &json!({}), None).received_at(Instant::now());
+        let unknown = Frame::render(1, "newBoard", "{}", None).received_at(Instant::now());
         assert_eq!(unknown.first_write().unwrap().since_commit, None);
+    }
+
+    #[test]
+    fn data_is_passed_through_compact_whatever_its_depth_and_numbers() {
+        let deep = format!(
+            "{{\"a\": {}1{}}}",
+            "[ ".repeat(100_000),
+            " ]".repeat(100_000)
+        );
+        let notification = format!(r#"{{"id" : 9, "kind" : "x", "data" : {deep}, "sig" : "00"}}"#);
+        let event = Event::from_notification(&notification).unwrap();
+        let frame = Frame::render(9, "x", event.data.unwrap().get(), None);
+        assert_eq!(frame.data.len(), deep.len() - 2 * 100_000 - 1);
+        let huge = format!("{{\"board_id\": 1{}, \"n\": -1.5e-400}}", "0".repeat(400));
+        let frame = Frame::render(9, "x", &huge, None);
+        assert_eq!(&*frame.data, huge.replace(' ', ""));
+        assert_eq!(frame.board_id, None);
+    }
+
+    #[test]
+    fn only_a_top_level_integer_board_id_names_a_board() {
+        let board = |data: &str| Frame::render(1, "x", data, None).board_id;
+        assert_eq!(board(r#"{"a": {"board_id": 3}, "board_id": 4}"#), Some(4));
+        assert_eq!(board(r#"{"a": {"board_id": 3}}"#), None);
+        assert_eq!(board(r#"{"board_id": "4"}"#), None);
+        assert_eq!(board(r#"[4]"#), None);
+        assert_eq!(board(r#"{"board_id": 4, "board_id": 5}"#), None);
     }
 
     #[test]
     fn a_reference_notification_has_no_data() {
         let event = Event::from_notification(r#"{"id" : 9, "kind" : "newBoard"}"#).unwrap();
-        assert_eq!(
-            (event.id, event.kind.as_str(), event.data),
-            (9, "newBoard", None)
-        );
+        assert_eq!((event.id, event.kind.as_str()), (9, "newBoard"));
+        assert!(event.data.is_none());
+    }
+
+    /// Any JSON value, nested up to a few levels, with strings that hold line breaks and quotes.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-z\\\\\"\r\n \t\u{2028}é]{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                proptest::collection::vec(("[a-z_\" ]{1,6}", inner), 0..6)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever the whitespace between its tokens, data comes out as serde_json's compact
+        /// form of the same value: one line, the same members in the same order.
+        #[test]
+        fn compacting_pretty_json_gives_the_compact_json_of_the_same_value(value in json_value()) {
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            proptest::prop_assert_eq!(compact(&pretty), serde_json::to_string(&value).unwrap());
+        }
+
+        /// No notification, signed or not, well formed or not, makes the decoder panic, and no
+        /// data makes a frame of more than one line.
+        #[test]
+        fn any_notification_decodes_or_is_refused_and_any_data_renders_on_one_line(
+            payload in "\\PC{0,64}|\\{\"id\" : [0-9]{1,20}, \"kind\" : \"[a-z]{0,4}\", \"data\" : [\\[\\]{}\":, 0-9a-z\r\n\\\\]{0,64}\\}"
+        ) {
+            if let Ok(Event { id, kind, data: Some(data), .. }) = Event::from_notification(&payload) {
+                let frame = Frame::render(id, &kind, data.get(), None);
+                proptest::prop_assert!(!frame.data.contains(['\r', '\n']));
+            }
+            let frame = Frame::render(1, "x", &payload, None);
+            proptest::prop_assert!(!frame.data.contains(['\r', '\n']));
+        }
     }
 }

@@ -8,9 +8,10 @@
 //! resync first, wherever the events it missed would come from.
 //!
 //! The hub starts unpositioned: the gateway serves before its database is reachable, and only the
-//! listener's first connection reads where the event log stands ([`Hub::start`]). Until then it
-//! has published nothing, its ring answers nothing, and subscribers learn their position once it
-//! is known ([`Hub::started`]).
+//! listener's first connection reads where the event log stood when the hub was made
+//! ([`Hub::start`]; the listener then publishes everything committed since). Until then it has
+//! published nothing, its ring answers nothing, and subscribers learn their position once it is
+//! known ([`Hub::started`]): every event committed after they subscribed reaches them.
 //!
 //! Coalescing: when events come faster than the window ([`Coalescing`]), an event that follows
 //! the one before within a window, while the last batch went out less than a window ago, is held
@@ -39,6 +40,8 @@ pub struct Hub {
     coalescing: Coalescing,
     /// Wakes [`Hub::release_held`] when events start being held.
     held: Notify,
+    /// When the hub was made, which is when the gateway started.
+    made: std::time::Instant,
 }
 
 struct Recent {
@@ -138,7 +141,14 @@ impl Hub {
             start: watch::Sender::new(None),
             coalescing,
             held: Notify::new(),
+            made: std::time::Instant::now(),
         }
+    }
+
+    /// How long ago the hub was made: it starts where the event log stood then (see
+    /// [`Hub::start`]), so that streams that subscribed before it started miss nothing.
+    pub fn age(&self) -> Duration {
+        self.made.elapsed()
     }
 
     /// Positions the hub where the event log stands, once; later calls change nothing.
@@ -322,7 +332,7 @@ mod tests {
     use serde_json::json;
 
     fn frame(id: i64) -> Frame {
-        Frame::render(id, "newBoard", &json!({ "board_id": id }), None)
+        Frame::render(id, "newBoard", &json!({ "board_id": id }).to_string(), None)
     }
 
     /// A hub started after `last_id`.

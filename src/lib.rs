@@ -26,7 +26,8 @@
 //! - [`db`]: the connection pool, and migrations retried until the database is there (the gateway
 //!   serves before it is); [`backoff`]: the retry delays; [`config`]: flags and variables;
 //!   [`metrics`]: each metric defined once (prometheus-client); [`retention`]: prunes old
-//!   events on a timer; [`shutdown`]: the stop protocol; [`gate`]: a future polled only after it
+//!   events on a timer; [`supervisor`]: starts a task that panicked again, and counts it;
+//!   [`shutdown`]: the stop protocol; [`gate`]: a future polled only after it
 //!   woke; [`app`]: wires it all together.
 //!
 //! # Invariants
@@ -61,6 +62,7 @@ pub mod server;
 pub mod shutdown;
 pub mod store;
 pub mod stream;
+pub mod supervisor;
 
 pub use app::App;
 pub use config::Config;

@@ -38,6 +38,9 @@ struct Status {
     /// What the gateway waits for, and why, when not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// What works, but worse than it should (`/readyz`): PostgreSQL's notification queue filling.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 /// GET /healthz: the process is up.
@@ -49,6 +52,7 @@ fn health() -> impl Reply {
         status: "ok",
         listener: None,
         reason: None,
+        warnings: Vec::new(),
     };
     super::json(&status)
 }
@@ -69,6 +73,7 @@ fn ready(state: Arc<State>) -> impl Reply {
             status: "ready",
             listener: Some("listening"),
             reason: None,
+            warnings: warnings(&state),
         };
         return warp::reply::with_status(super::json(&body), StatusCode::OK);
     }
@@ -78,8 +83,25 @@ fn ready(state: Arc<State>) -> impl Reply {
         status: "not ready",
         listener: None,
         reason: Some(why),
+        warnings: warnings(&state),
     };
     warp::reply::with_status(super::json(&body), StatusCode::SERVICE_UNAVAILABLE)
+}
+
+/// What degrades delivery without stopping it. A full notification queue is the database's, so
+/// it is a warning on every gateway, not a reason to take them all out of service.
+fn warnings(state: &State) -> Vec<String> {
+    let queue = state.metrics.queue_fill();
+    if !queue.unnotified() {
+        return Vec::new();
+    }
+    vec![format!(
+        "PostgreSQL's notification queue is {:.1}% full (pgsse.notify_queue_limit is {:.1}%): \
+         events are committed without a notification and delivered from pgsse.event, up to a \
+         second later; a session that LISTENs and does not read holds the queue",
+        queue.usage * 100.0,
+        queue.limit * 100.0
+    )]
 }
 
 /// GET /metrics, as OpenMetrics text when the scraper asks for it (Prometheus does) and as

@@ -304,7 +304,9 @@ fn stream_name(query: &Query, name: &'static str) -> Result<Option<String>, ApiE
 async fn not_after_newest(state: &State, id: i64) -> i64 {
     let read = async {
         let client = state.pool.get().await.map_err(|e| e.to_string())?;
-        events::position(&client).await.map_err(|e| e.to_string())
+        events::position(&client, Duration::ZERO)
+            .await
+            .map_err(|e| e.to_string())
     };
     let read = tokio::time::timeout(NEWEST_TIMEOUT, read)
         .await

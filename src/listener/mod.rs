@@ -30,6 +30,7 @@ use crate::hub::Hub;
 use crate::metrics::{Metrics, ReadBy};
 use crate::shutdown::Shutdown;
 use crate::store::events;
+use crate::supervisor;
 
 pub mod signed;
 
@@ -60,6 +61,8 @@ enum ListenError {
          run `select pgsse.rotate_notify_key()`"
     )]
     NoKey,
+    #[error("failed ({0}); a bug of the gateway's, it starts again from the last event published")]
+    Panicked(String),
 }
 
 /// Runs the listener until shutdown.
@@ -71,8 +74,15 @@ pub async fn run(
 ) {
     let mut backoff = Backoff::default();
     loop {
+        let session = supervisor::catch(session(&pg, &hub, &metrics, &mut backoff));
         let err = tokio::select! {
-            result = session(&pg, &hub, &metrics, &mut backoff) => result.unwrap_err(),
+            result = session => match result {
+                Ok(result) => result.unwrap_err(),
+                Err(panic) => {
+                    metrics.task_panicked("listener");
+                    ListenError::Panicked(panic)
+                }
+            },
             () = shutdown.fired() => break,
         };
         metrics.set_listening(false);
@@ -113,7 +123,7 @@ async fn session(
     within(client.batch_execute(&format!("listen {CHANNEL}"))).await?;
     let mut reader = Reader {
         statement: within(events::prepare(&client)).await?,
-        horizon: within(client.prepare(events::HORIZON)).await?,
+        poll: within(client.prepare(events::POLL)).await?,
         key: read_key(&client).await?,
         key_reread: None,
         client,
@@ -123,7 +133,11 @@ async fn session(
         metrics,
     };
     if !hub.is_started() {
-        let start = within(events::position(&reader.client)).await?;
+        // Where the log stood when the gateway started, not now: streams may have opened since,
+        // while the database could not be reached, and every event committed after they opened
+        // is theirs. A second more makes up for the time a commit takes to be seen.
+        let ago = hub.age() + Duration::from_secs(1);
+        let start = within(events::position(&reader.client, ago)).await?;
         hub.start(start);
         log::info!(
             "event log at {} stands at event {} (pruned through {})",
@@ -156,8 +170,8 @@ struct Reader<'a> {
     client: Client,
     /// [`events::EVENTS_AFTER`], prepared.
     statement: Statement,
-    /// [`events::HORIZON`], prepared.
-    horizon: Statement,
+    /// [`events::POLL`], prepared.
+    poll: Statement,
     key: NotifyKey,
     /// When `key` was last read again after a notification failed to verify.
     key_reread: Option<Instant>,
@@ -191,7 +205,7 @@ impl Reader<'_> {
         match event.data {
             _ if event.id <= last_id => Ok(()),
             Some(data) if event.id == last_id + 1 => {
-                let frame = Frame::render(event.id, &event.kind, &data, None);
+                let frame = Frame::render(event.id, &event.kind, data.get(), None);
                 self.publish(frame.committed_at(event.at), received);
                 Ok(())
             }
@@ -219,16 +233,41 @@ impl Reader<'_> {
 
     /// The once-a-second read of the table: a backup for notifications and a liveness check. A
     /// notification verified since the last tick proves the connection alive, and any gap it
-    /// showed was read at once, so then only the horizon is read: in a burst, reading the events
-    /// alongside the notifications made the gateway publish a third as fast.
+    /// showed was read at once, so then the events are not read: in a burst, reading the events
+    /// alongside the notifications made the gateway publish a third as fast. The horizon is read
+    /// every time, so that resumes are told about pruning done elsewhere, and so is how full the
+    /// notification queue is.
     async fn poll(&mut self) -> Result<(), ListenError> {
+        let poll = within(events::poll(&self.client, &self.poll)).await?;
+        self.pruned(poll.pruned_through);
+        self.queue(poll.queue);
         if !std::mem::take(&mut self.verified_since_poll) {
             return self.catch_up(Instant::now()).await;
         }
-        // The horizon is still read, so that resumes are told about pruning done elsewhere.
-        let row = within(self.client.query_one(&self.horizon, &[])).await?;
-        self.pruned(row.get("pruned_through"));
+        self.metrics.listener_read();
         Ok(())
+    }
+
+    /// Records how full the notification queue is, and says so when events stop or start being
+    /// notified because of it.
+    fn queue(&self, fill: events::QueueFill) {
+        let was = self.metrics.set_queue_fill(fill);
+        match (was.unnotified(), fill.unnotified()) {
+            (false, true) => log::warn!(
+                "PostgreSQL's notification queue is {:.1}% full, over pgsse.notify_queue_limit \
+                 ({:.1}%): events are committed without a notification and reach clients through \
+                 the gateway's reads of pgsse.event, up to a second later. A session that \
+                 LISTENs and does not read (or a long transaction of a listening session) holds \
+                 the queue: see pg_stat_activity",
+                fill.usage * 100.0,
+                fill.limit * 100.0
+            ),
+            (true, false) => log::info!(
+                "PostgreSQL's notification queue is {:.1}% full: events are notified again",
+                fill.usage * 100.0
+            ),
+            _ => {}
+        }
     }
 
     /// Publishes every event in the table after the last one published. `since` is when the
@@ -248,6 +287,7 @@ impl Reader<'_> {
                 self.publish(frame, since);
             }
             if !full {
+                self.metrics.listener_read();
                 return Ok(());
             }
         }

@@ -117,8 +117,19 @@ impl Metrics {
         );
         r.register(
             "listener_up",
-            "1 while the listener connection is LISTENing",
+            format!(
+                "1 while the listener connection is LISTENing and has read pgsse.event within \
+                 the last {} s",
+                super::LISTENER_SILENCE.as_secs()
+            ),
             gauge(i64::from(self.is_listening())),
+        );
+        r.register(
+            "notification_queue_limit",
+            "pgsse.notify_queue_limit, as the listener last read it: while \
+             pgsse_notification_queue_usage is at or above it, events are committed without a \
+             notification and delivered from pgsse.event",
+            ConstGauge::new(self.queue_fill().limit),
         );
         r.register(
             "hub_last_event_id",
@@ -197,6 +208,12 @@ impl Metrics {
         for (name, help, counter) in counters {
             r.register(name, help, counter.clone());
         }
+        r.register(
+            "task_panics",
+            "Times a supervised task (the listener, the pruner, the hub's release timer) \
+             panicked and was started again",
+            self.task_panics.clone(),
+        );
     }
 
     fn register_histograms(&self, r: &mut Registry) {

@@ -20,6 +20,7 @@ use prometheus_client::metrics::histogram::Histogram;
 
 pub use self::exposition::{DatabaseFigures, Format, Snapshot};
 use crate::event::FirstWrite;
+use crate::store::events::QueueFill;
 
 /// Who read a page of `pgsse.event`, the `reader` label of the catch-up histograms.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +44,14 @@ impl ReadBy {
 /// Histograms labelled by [`ReadBy`].
 type ByReader = Family<[(&'static str, &'static str); 1], Histogram>;
 
+/// Counters labelled by a task's name.
+type ByTask = Family<[(&'static str, &'static str); 1], Counter>;
+
+/// The longest the listener may go without reading the event log (its once-a-second poll, or a
+/// query's deadline after it) before `/readyz` and `pgsse_listener_up` say it is not listening:
+/// events may have stopped flowing even though its connection looks up.
+pub const LISTENER_SILENCE: Duration = Duration::from_secs(15);
+
 /// Bounds of the delivery delay's buckets, in seconds: from well under the coalescing window to
 /// a client that took seconds to reach.
 const DELAY_BUCKETS: [f64; 14] = [
@@ -65,6 +74,12 @@ pub struct Metrics {
     not_ready: Mutex<Option<String>>,
     /// Milliseconds after `started` at which the last notification arrived; 0 if none yet.
     last_notification_ms: AtomicU64,
+    /// Milliseconds after `started` at which the listener last read the event log.
+    last_read_ms: AtomicU64,
+    /// How full the notification queue was at the listener's last poll.
+    queue_fill: Mutex<QueueFill>,
+    /// Panics of supervised tasks, by task (see [`crate::supervisor`]).
+    task_panics: ByTask,
     /// Events the listener took from PostgreSQL and published (each counted once).
     pub events_received: Counter,
     notifications_received: Counter,
@@ -102,6 +117,9 @@ impl Default for Metrics {
             listening: AtomicBool::new(false),
             not_ready: Mutex::new(Some("waiting for the database".to_owned())),
             last_notification_ms: AtomicU64::new(0),
+            last_read_ms: AtomicU64::new(0),
+            task_panics: ByTask::default(),
+            queue_fill: Mutex::new(QueueFill::default()),
             events_received: Counter::default(),
             notifications_received: Counter::default(),
             notifications_rejected: Counter::default(),
@@ -131,10 +149,44 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn set_listening(&self, listening: bool) {
-        self.listening.store(listening, Relaxed);
         if listening {
+            self.listener_read();
             *self.lock_not_ready() = None;
         }
+        self.listening.store(listening, Relaxed);
+    }
+
+    /// Records that the listener has just read the event log.
+    pub fn listener_read(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_read_ms.store(ms, Relaxed);
+    }
+
+    /// How long since the listener last read the event log.
+    fn since_listener_read(&self) -> Duration {
+        let ms = self.started.elapsed().as_millis() as u64;
+        Duration::from_millis(ms.saturating_sub(self.last_read_ms.load(Relaxed)))
+    }
+
+    /// Records how full the notification queue is; returns what it was.
+    pub fn set_queue_fill(&self, fill: QueueFill) -> QueueFill {
+        let mut queue = self.queue_fill.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut queue, fill)
+    }
+
+    /// How full the notification queue was at the listener's last poll.
+    pub fn queue_fill(&self) -> QueueFill {
+        *self.queue_fill.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that the supervised task `task` panicked.
+    pub fn task_panicked(&self, task: &'static str) {
+        self.task_panics.get_or_create(&[("task", task)]).inc();
+    }
+
+    /// How often the supervised task `task` panicked.
+    pub fn task_panics(&self, task: &'static str) -> u64 {
+        self.task_panics.get_or_create(&[("task", task)]).get()
     }
 
     /// Records why the gateway is not ready, for `/readyz`.
@@ -142,17 +194,29 @@ impl Metrics {
         *self.lock_not_ready() = Some(why);
     }
 
-    /// Why the gateway is not ready, if it said.
+    /// Why the gateway is not ready, if it said, or if the listener has gone quiet.
     pub fn not_ready(&self) -> Option<String> {
-        self.lock_not_ready().clone()
+        let said = self.lock_not_ready().clone();
+        let quiet = self.since_listener_read();
+        said.or_else(|| {
+            (self.listening.load(Relaxed) && quiet > LISTENER_SILENCE).then(|| {
+                format!(
+                    "the listener has not read the event log for {} s, so events may not be \
+                     flowing",
+                    quiet.as_secs()
+                )
+            })
+        })
     }
 
     fn lock_not_ready(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         self.not_ready.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether the listener is LISTENing and has read the event log lately (see
+    /// [`LISTENER_SILENCE`]).
     pub fn is_listening(&self) -> bool {
-        self.listening.load(Relaxed)
+        self.listening.load(Relaxed) && self.since_listener_read() <= LISTENER_SILENCE
     }
 
     pub fn notification_received(&self) {

@@ -15,8 +15,52 @@ pub const PAGE_BYTES: usize = 256 * 1024;
 
 pub const EVENTS_AFTER: &str = include_str!("../../sql/events_after.sql");
 
-/// How far the event log has been pruned.
-pub const HORIZON: &str = "select pruned_through from pgsse.horizon";
+/// How far the event log has been pruned, and how full the notification queue is.
+pub const POLL: &str = include_str!("../../sql/listener_poll.sql");
+
+/// What the listener's poll reads besides events.
+pub struct Poll {
+    /// Every event with an id at or below this has been deleted by retention.
+    pub pruned_through: i64,
+    pub queue: QueueFill,
+}
+
+/// How full PostgreSQL's notification queue is, and the fraction above which `pgsse.emit` leaves
+/// notifications out (events then reach the gateway through its reads of the table).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QueueFill {
+    pub usage: f64,
+    pub limit: f64,
+}
+
+impl Default for QueueFill {
+    /// An empty queue, as it is until the listener has looked.
+    fn default() -> QueueFill {
+        QueueFill {
+            usage: 0.0,
+            limit: 1.0,
+        }
+    }
+}
+
+impl QueueFill {
+    /// Whether events are committed without a notification now.
+    pub fn unnotified(&self) -> bool {
+        self.usage >= self.limit
+    }
+}
+
+/// Reads [`POLL`], prepared as `statement`.
+pub async fn poll(client: &Client, statement: &Statement) -> Result<Poll, tokio_postgres::Error> {
+    let row = client.query_one(statement, &[]).await?;
+    Ok(Poll {
+        pruned_through: row.get("pruned_through"),
+        queue: QueueFill {
+            usage: row.get("queue_usage"),
+            limit: row.get("queue_limit"),
+        },
+    })
+}
 
 /// Events read from the table, and how far the log had been pruned when they were read.
 pub struct Page {
@@ -28,10 +72,13 @@ pub struct Page {
     pub frames: Vec<Frame>,
 }
 
-/// Where the event log stands: its newest id and its horizon.
-pub async fn position(client: &Client) -> Result<Start, tokio_postgres::Error> {
+/// Where the event log stood `ago` (zero: now): its newest id then, and its horizon.
+pub async fn position(client: &Client, ago: Duration) -> Result<Start, tokio_postgres::Error> {
     let row = client
-        .query_one(include_str!("../../sql/event_log_position.sql"), &[])
+        .query_one(
+            include_str!("../../sql/event_log_position.sql"),
+            &[&ago.as_secs_f64()],
+        )
         .await?;
     Ok(Start {
         last_id: row.get("last_id"),
@@ -66,7 +113,9 @@ pub async fn after(
                 row.get("client_id"),
                 row.get("session_id"),
             );
-            let frame = Frame::render(id?, row.get("kind"), &row.get("payload"), target);
+            // The data as the database's text: jsonb's own type would make it a serde_json
+            // value, which refuses what jsonb accepts (see [`crate::event::Event`]).
+            let frame = Frame::render(id?, row.get("kind"), row.get("payload"), target);
             Some(frame.committed_at(row.get("committed_at")))
         })
         .collect();

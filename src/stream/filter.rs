@@ -40,9 +40,14 @@ mod tests {
 
     #[test]
     fn filters_select_by_kind_and_board() {
-        let board7 = Frame::render(1, "newBoard", &json!({"board_id": 7}), None);
-        let path7 = Frame::render(2, "newPath", &json!({"board_id": 7, "path_id": 1}), None);
-        let board8 = Frame::render(3, "newBoard", &json!({"board_id": 8}), None);
+        let board7 = Frame::render(1, "newBoard", &json!({"board_id": 7}).to_string(), None);
+        let path7 = Frame::render(
+            2,
+            "newPath",
+            &json!({"board_id": 7, "path_id": 1}).to_string(),
+            None,
+        );
+        let board8 = Frame::render(3, "newBoard", &json!({"board_id": 8}).to_string(), None);
         let all = EventFilter::default();
         assert!(all.accepts(&board7) && all.accepts(&path7) && all.accepts(&board8));
         let paths = EventFilter::new(Some(vec!["newPath".into()]), None);

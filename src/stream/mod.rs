@@ -498,7 +498,7 @@ mod tests {
     fn publish(settings: &Settings, ids: std::ops::RangeInclusive<i64>) -> Vec<String> {
         let mut expected = Vec::new();
         for id in ids {
-            let frame = Frame::render(id, "newBoard", &json!({ "board_id": id }), None);
+            let frame = Frame::render(id, "newBoard", &json!({ "board_id": id }).to_string(), None);
             expected.push(event(&frame).to_string());
             settings.hub.publish(frame);
         }

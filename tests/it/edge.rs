@@ -11,6 +11,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{timeout, Instant};
 
 use crate::support::http::{expect_head, get};
+use crate::support::process::KillOnDrop;
 use crate::support::sse::SseClient;
 use crate::support::{
     connect, fresh_database, gateway_send_queue, insert_board, metric, newest_event, pg,
@@ -199,7 +200,7 @@ async fn at_shutdown_a_stalled_reader_on_a_kept_alive_connection_is_cut_after_th
 
 /// A gateway (the real binary, so that its memory is its own) whose event table holds 500 events
 /// of about 60 KB each, 30 MB of history, all published; and its address.
-async fn gateway_with_big_history() -> (std::process::Child, SocketAddr) {
+async fn gateway_with_big_history() -> (KillOnDrop, SocketAddr) {
     let url = fresh_database(pg::shared()).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -216,6 +217,7 @@ async fn gateway_with_big_history() -> (std::process::Child, SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let gateway = KillOnDrop::new(gateway);
     let ready = async {
         while TcpStream::connect(addr).await.is_err() || get(addr, "/readyz").await.status != 200 {
             tokio::time::sleep(Duration::from_millis(50)).await;

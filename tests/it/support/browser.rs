@@ -357,8 +357,12 @@ async fn start_driver(dir: &Path) -> (Child, u16) {
     });
     let port = tokio::task::spawn_blocking(move || port_rx.recv_timeout(WAIT))
         .await
-        .unwrap()
-        .unwrap_or_else(|_| panic!("chromedriver did not say its port within {WAIT:?}"));
+        .unwrap();
+    let Ok(port) = port else {
+        let _ = driver.kill();
+        let _ = driver.wait();
+        panic!("chromedriver did not say its port within {WAIT:?}");
+    };
     (driver, port)
 }
 

@@ -79,7 +79,7 @@ impl Browser {
             // The HTTPS tests' certificates are made by the tests themselves.
             "acceptInsecureCerts": true,
             "goog:chromeOptions": {"binary": program("chromium"), "args": args},
-            "timeouts": {"script": 10_000, "pageLoad": 15_000},
+            "timeouts": {"script": WAIT.as_millis() as u64, "pageLoad": WAIT.as_millis() as u64},
         }}});
         let created = self.command("POST", "/session", Some(capabilities)).await;
         self.session = created["sessionId"]

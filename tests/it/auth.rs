@@ -11,6 +11,7 @@ use pgsse::auth::{Claims, Verifier};
 use serde_json::json;
 
 use crate::support::http::request;
+use crate::support::process::KillOnDrop;
 use crate::support::{fresh_database, pg, spawn_app_with, WAIT};
 
 const SECRET: &str = "a test secret that is long enough for HS256";
@@ -196,7 +197,7 @@ async fn tokens_never_appear_in_the_logs_even_at_the_most_verbose_level() {
         .local_addr()
         .unwrap()
         .port();
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_pgsse"))
+    let gateway = Command::new(env!("CARGO_BIN_EXE_pgsse"))
         .env("DATABASE_URL", &url)
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("AUTH_JWT_SECRET", SECRET)
@@ -205,6 +206,7 @@ async fn tokens_never_appear_in_the_logs_even_at_the_most_verbose_level() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut gateway = KillOnDrop::new(gateway);
     // Read the log as it is written: a full pipe would stop the gateway at its next line.
     let mut stderr = gateway.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {

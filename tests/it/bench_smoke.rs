@@ -3,14 +3,12 @@
 //! reaches every client once, in order), from the table it prints and the JSON it writes;
 //! figures belong to `make bench`.
 
-use std::time::Duration;
-
 use serde_json::Value;
 use tokio::process::Command;
 use tokio::time::timeout;
 
-use crate::support::spawn_app;
 use crate::support::tls::scratch;
+use crate::support::{spawn_app, WAIT};
 
 /// `pgsse-bench` with `args`, killed if the test ends first.
 fn bench(args: &[&str]) -> Command {
@@ -26,7 +24,7 @@ async fn three_hundred_clients_and_twenty_stalled_ones_receive_every_row_once_an
     let (gateway, json_path) = (app.addr.to_string(), json.to_str().unwrap());
     let mut run = bench(&["--gateway", &gateway, "--database-url", &app.database_url]);
     run.args(["--cases", "300x100+20stalled:2s", "--json", json_path]);
-    let out = timeout(Duration::from_secs(90), run.output())
+    let out = timeout(WAIT * 3, run.output())
         .await
         .expect("the load finishes in time")
         .expect("pgsse-bench runs");
@@ -71,7 +69,7 @@ async fn a_bad_case_stops_pgsse_bench_with_a_message_naming_it() {
         "--cases",
         "1x500,10xfast",
     ]);
-    let out = timeout(Duration::from_secs(15), run.output())
+    let out = timeout(WAIT, run.output())
         .await
         .expect("pgsse-bench answers in time")
         .expect("pgsse-bench runs");
@@ -87,7 +85,7 @@ async fn a_bad_case_stops_pgsse_bench_with_a_message_naming_it() {
 async fn pgsse_bench_without_a_database_says_how_to_give_it_one() {
     let mut run = bench(&[]);
     run.env_remove("DATABASE_URL");
-    let out = timeout(Duration::from_secs(15), run.output())
+    let out = timeout(WAIT, run.output())
         .await
         .expect("pgsse-bench answers in time")
         .expect("pgsse-bench runs");

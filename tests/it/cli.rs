@@ -5,6 +5,7 @@ use std::process::Command;
 use clap::CommandFactory;
 use pgsse::{App, Config};
 
+use crate::support::process::KillOnDrop;
 use crate::support::{fresh_database, pg, WAIT};
 
 /// Every setting's environment variable and flag, from the gateway's own definition.
@@ -167,7 +168,7 @@ async fn a_bind_address_in_use_fails_startup_naming_bind_addr() {
 /// The gateway binary, run with its log read line by line; killed when dropped, so that a
 /// failing test leaves no process behind.
 struct Running {
-    child: std::process::Child,
+    child: KillOnDrop,
     lines: std::sync::mpsc::Receiver<String>,
     /// Every line read so far.
     seen: Vec<String>,
@@ -193,7 +194,7 @@ impl Running {
             }
         });
         Running {
-            child,
+            child: KillOnDrop::new(child),
             lines,
             seen: Vec::new(),
         }
@@ -232,13 +233,6 @@ impl Running {
             "the binary did not exit in time; its log:\n{}",
             self.seen.join("\n")
         )
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

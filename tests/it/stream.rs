@@ -9,7 +9,7 @@ use tokio::time::timeout;
 
 use crate::support::http::{expect_head, get, request};
 use crate::support::sse::SseClient;
-use crate::support::{insert_board, spawn_app, spawn_app_with, WAIT};
+use crate::support::{insert_board, metric, spawn_app, spawn_app_with, WAIT};
 
 #[tokio::test]
 async fn the_stream_opens_at_once_with_sse_headers_and_is_never_compressed() {
@@ -203,7 +203,16 @@ async fn beyond_max_connections_streams_get_503_while_health_and_the_api_still_a
         .await
         .expect("the gateway closes a stream whose client left")
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The slot is free once the gateway counts only the first stream's connection and the
+    // scrape's own.
+    let freed = async {
+        while metric(&app, "connections_open").await != 2.0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    timeout(WAIT, freed)
+        .await
+        .expect("the gateway lets the connection go");
     // The next stream is served, though the gateway was waiting for a connection while full.
     let mut third = app.sse("/sse/notifications/", &[]).await;
     assert_eq!(third.status, 200);

@@ -79,7 +79,7 @@ impl Browser {
             // The HTTPS tests' certificates are made by the tests themselves.
             "acceptInsecureCerts": true,
             "goog:chromeOptions": {"binary": program("chromium"), "args": args},
-            "timeouts": {"script": 10_000, "pageLoad": 15_000},
+            "timeouts": {"script": WAIT.as_millis() as u64, "pageLoad": WAIT.as_millis() as u64},
         }}});
         let created = self.command("POST", "/session", Some(capabilities)).await;
         self.session = created["sessionId"]
@@ -357,8 +357,12 @@ async fn start_driver(dir: &Path) -> (Child, u16) {
     });
     let port = tokio::task::spawn_blocking(move || port_rx.recv_timeout(WAIT))
         .await
-        .unwrap()
-        .unwrap_or_else(|_| panic!("chromedriver did not say its port within {WAIT:?}"));
+        .unwrap();
+    let Ok(port) = port else {
+        let _ = driver.kill();
+        let _ = driver.wait();
+        panic!("chromedriver did not say its port within {WAIT:?}");
+    };
     (driver, port)
 }
 

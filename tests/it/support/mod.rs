@@ -8,6 +8,7 @@ pub mod http;
 pub mod jwks;
 pub mod nginx;
 pub mod pg;
+pub mod process;
 pub mod proxy;
 pub mod sse;
 pub mod tls;

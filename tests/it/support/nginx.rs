@@ -72,6 +72,12 @@ impl Nginx {
             .spawn()
             .expect("nginx starts (make test installs it)");
         super::after_exit(&format!("kill {} 2>/dev/null", child.id()));
+        // Owned from here on, so that nginx is ended if it never listens.
+        let nginx = Nginx {
+            port,
+            child,
+            dir: dir.to_owned(),
+        };
         let up = async {
             while tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
@@ -81,14 +87,9 @@ impl Nginx {
             }
         };
         if tokio::time::timeout(WAIT, up).await.is_err() {
-            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-            panic!("nginx did not listen on {port}: {log}");
+            panic!("nginx did not listen on {port}: {}", nginx.log());
         }
-        Nginx {
-            port,
-            child,
-            dir: dir.to_owned(),
-        }
+        nginx
     }
 
     /// nginx's own address for clients.
@@ -103,7 +104,21 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, nginx's fast shutdown, in which the master ends its workers (SIGKILL would end
+    /// the master alone and leave its workers serving); SIGKILL if it has not exited within
+    /// [`WAIT`].
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill(2) on our own child, not yet reaped, so the pid is still its.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = std::time::Instant::now() + WAIT;
+            while std::time::Instant::now() < deadline {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1,6 +1,7 @@
 //! A TCP proxy in front of PostgreSQL that can make its connections half-open: they stay
 //! connected but stop forwarding, as when a network path dies without a reset, or a proxy or
-//! pooler freezes.
+//! pooler freezes. In front of a gateway, it can refuse connections for a while, so that a
+//! browser reaches a restarted gateway only once the test says so.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,6 +23,9 @@ struct Shared {
     frozen: AtomicBool,
     /// Connections accepted while frozen.
     held: AtomicUsize,
+    /// While set, new connections are closed at once, as a port that nobody listens on refuses
+    /// them.
+    refusing: AtomicBool,
 }
 
 impl Proxy {
@@ -35,6 +39,9 @@ impl Proxy {
         let accepting = shared.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if accepting.refusing.load(Ordering::SeqCst) {
+                    continue;
+                }
                 if accepting.frozen.load(Ordering::SeqCst) {
                     accepting.held.fetch_add(1, Ordering::SeqCst);
                     // The TCP connection is up, but not a byte is ever answered.
@@ -73,6 +80,16 @@ impl Proxy {
     /// New connections are forwarded again; those opened while frozen stay silent.
     pub fn thaw(&self) {
         self.shared.frozen.store(false, Ordering::SeqCst);
+    }
+
+    /// New connections are closed at once until [`Proxy::forward`].
+    pub fn refuse(&self) {
+        self.shared.refusing.store(true, Ordering::SeqCst);
+    }
+
+    /// New connections are forwarded again.
+    pub fn forward(&self) {
+        self.shared.refusing.store(false, Ordering::SeqCst);
     }
 
     /// How many connections were accepted while frozen.

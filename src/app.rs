@@ -114,6 +114,9 @@ impl App {
                 verifier.describe()
             ),
         }
+        if let Some(unchecked) = state.auth.as_ref().and_then(Verifier::unchecked) {
+            log::warn!("{unchecked}");
+        }
         if state.demo_tokens {
             log::warn!(
                 "DEMO_TOKENS is on: POST /api/demo/token signs anyone in as anyone, administrator \

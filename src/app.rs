@@ -99,6 +99,7 @@ impl App {
             auth: Verifier::from_config(&config),
             registry: Arc::new(Registry::new(config.max_streams_per_user, max_streams)),
             demo_tokens: config.demo_tokens,
+            secure_cookie: tls.is_some(),
             body_timeout: config.body_read_timeout,
             cors: config.cors.clone(),
             migrated: AtomicBool::new(false),

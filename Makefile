@@ -34,14 +34,14 @@ help:
 
 ifdef DATABASE_URL
 run:
-	@[ -x target/debug/pgsse ] || echo "make run: the first build compiles about 250 crates, which takes minutes on a small machine"
+	@[ -x target/debug/pgsse ] || echo "make run: the first build compiles about 250 crates: several minutes on 2 cores, longer when they are busy"
 	cargo run -- $(ARGS)
 
 psql:
 	@psql "$(DATABASE_URL)"
 else
 run: db
-	@[ -x target/debug/pgsse ] || echo "make run: the first build compiles about 250 crates, which takes minutes on a small machine"
+	@[ -x target/debug/pgsse ] || echo "make run: the first build compiles about 250 crates: several minutes on 2 cores, longer when they are busy"
 	DATABASE_URL="$(LOCAL_DATABASE_URL)" cargo run -- $(ARGS)
 
 psql: db

@@ -100,6 +100,7 @@ impl App {
             auth: Verifier::from_config(&config),
             registry: Arc::new(Registry::new(config.max_streams_per_user, max_streams)),
             demo_tokens: config.demo_tokens,
+            secure_cookie: tls.is_some(),
             body_timeout: config.body_read_timeout,
             cors: config.cors.clone(),
             migrated: AtomicBool::new(false),
@@ -114,6 +115,9 @@ impl App {
                  users, boards and paths stays open)",
                 verifier.describe()
             ),
+        }
+        if let Some(unchecked) = state.auth.as_ref().and_then(Verifier::unchecked) {
+            log::warn!("{unchecked}");
         }
         if state.demo_tokens {
             log::warn!(

@@ -179,8 +179,9 @@ pub struct Config {
     pub auth_secret: Option<String>,
 
     /// Turns authentication on: the identity provider's JWKS (https://, or http:// to a
-    /// loopback address), whose keys check RS256, ES256 and EdDSA tokens; fetched at start,
-    /// every AUTH_JWKS_REFRESH_SECS, and for a token with an unknown key (at most every 30 s)
+    /// loopback address; redirects are not followed), whose keys check RS256, ES256 and EdDSA
+    /// tokens; fetched at start, every AUTH_JWKS_REFRESH_SECS, and for a token with an unknown
+    /// key (at most every 30 s)
     #[arg(long, env = "AUTH_JWKS_URL", value_parser = jwks_url, value_name = "URL")]
     #[arg(hide_env_values = true)]
     pub auth_jwks_url: Option<reqwest::Url>,

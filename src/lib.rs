@@ -43,7 +43,8 @@
 //! - Every stream is a warp SSE reply through hyper; nothing in `src/` writes HTTP by hand.
 //! - Every wait for a client has a deadline, and every buffer a stream holds a bound in bytes.
 //! - A token is checked only with a key of its kind: HS256 only with `AUTH_JWT_SECRET`, never with
-//!   a key the identity provider published; the JWKS is fetched with deadlines and a size bound.
+//!   a key the identity provider published; the JWKS is fetched with deadlines and a size bound,
+//!   from `AUTH_JWKS_URL` itself (no redirect is followed).
 
 pub mod app;
 pub mod auth;

@@ -2,6 +2,10 @@
 //! at start, again every `AUTH_JWKS_REFRESH_SECS`, and when a token names a key the gateway does
 //! not know, at most once per [`UNKNOWN_KEY_REFRESH`] so that tokens with made-up key ids cannot
 //! make the gateway hammer the provider. A failed refresh keeps the keys it had.
+//!
+//! Redirects are not followed: the keys come from the address `AUTH_JWKS_URL` names, which the
+//! startup check approved (https, or http to a loopback address), and never from one that the
+//! server, or anyone on the way to a loopback http one, names instead.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -22,6 +26,8 @@ pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest one fetch may take, from connecting to the body's last byte.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest redirect target that the error of a refused redirect names.
+const MAX_LOCATION: usize = 512;
 /// Tries per refresh before it gives up until the next one.
 const ATTEMPTS: u32 = 3;
 /// The least time between two refreshes while no keys could be read yet.
@@ -214,7 +220,8 @@ pub async fn run(jwks: Arc<Jwks>, mut shutdown: Shutdown) {
     }
 }
 
-/// An HTTPS client that trusts the web's public roots (as browsers do), with deadlines.
+/// An HTTPS client that trusts the web's public roots (as browsers do), with deadlines, and that
+/// follows no redirect.
 fn client() -> reqwest::Client {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -230,7 +237,7 @@ fn client() -> reqwest::Client {
         .tls_backend_preconfigured(tls)
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(FETCH_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::limited(3))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("the HTTP client's settings are valid")
 }
@@ -242,6 +249,9 @@ async fn fetch(client: &reqwest::Client, url: &Url) -> Result<Vec<u8>, String> {
         .send()
         .await
         .map_err(describe)?;
+    if response.status().is_redirection() {
+        return Err(redirected(url, &response));
+    }
     if !response.status().is_success() {
         return Err(format!("the server answered {}", response.status()));
     }
@@ -255,6 +265,29 @@ async fn fetch(client: &reqwest::Client, url: &Url) -> Result<Vec<u8>, String> {
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Why a redirect is refused, and where it pointed (resolved against `url`, without any
+/// credentials, and only if it is a URL of a sensible length), so that an operator who trusts the
+/// new address can set it.
+fn redirected(url: &Url, response: &reqwest::Response) -> String {
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|location| location.to_str().ok())
+        .and_then(|location| url.join(location).ok())
+        .map(|mut target| {
+            let _ = target.set_username("");
+            let _ = target.set_password(None);
+            target
+        })
+        .filter(|target| target.as_str().len() <= MAX_LOCATION);
+    let to = location.map_or(String::new(), |target| format!(", a redirect to {target}"));
+    format!(
+        "the server answered {}{to}; redirects are not followed: set AUTH_JWKS_URL to the keys' \
+         own address",
+        response.status()
+    )
 }
 
 /// A reqwest error with its causes (a TLS or DNS failure is two levels down).

@@ -115,6 +115,34 @@ impl Verifier {
         kinds.join(" and ")
     }
 
+    /// What the settings leave unchecked in the identity provider's tokens, for a warning at
+    /// start: its keys sign tokens for every application it serves (and, with keys shared by
+    /// several tenants or realms, for more than one issuer), so OpenID Connect asks a relying
+    /// party to check both the audience and the issuer.
+    pub fn unchecked(&self) -> Option<&'static str> {
+        self.jwks.as_ref()?;
+        match (&self.audience, &self.issuer) {
+            (Some(_), Some(_)) => None,
+            (None, None) => Some(
+                "AUTH_AUDIENCE and AUTH_ISSUER are not set: any token the identity provider \
+                 signs is accepted, whatever application it was issued for (and, if its keys \
+                 serve several tenants or realms, whichever of them issued it); set \
+                 AUTH_AUDIENCE to the audience the provider puts in this gateway's tokens (its \
+                 client id) and AUTH_ISSUER to the provider's issuer",
+            ),
+            (None, Some(_)) => Some(
+                "AUTH_AUDIENCE is not set: any token the identity provider signs is accepted, \
+                 whatever application it was issued for; set AUTH_AUDIENCE to the audience the \
+                 provider puts in this gateway's tokens (its client id)",
+            ),
+            (Some(_), None) => Some(
+                "AUTH_ISSUER is not set: a token for AUTH_AUDIENCE is accepted from any issuer \
+                 whose tokens the provider's keys sign (keys shared by several tenants or \
+                 realms); set AUTH_ISSUER to the provider's issuer",
+            ),
+        }
+    }
+
     /// Why tokens of the identity provider cannot be checked yet, if they cannot.
     pub fn not_ready(&self) -> Option<String> {
         let jwks = self.jwks.as_ref()?;

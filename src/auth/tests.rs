@@ -147,3 +147,32 @@ fn without_an_identity_provider_other_algorithms_are_refused_by_name() {
         Err(TokenError::Algorithm("RS256".into(), "HS256".into()))
     );
 }
+
+#[test]
+fn a_jwks_without_an_audience_or_an_issuer_is_named_as_unchecked() {
+    let unchecked = |vars: &[(&str, &str)]| {
+        let config = Config::from_lookup(|name| {
+            let database = ("DATABASE_URL", "postgres://u@127.0.0.1/d");
+            let jwks = ("AUTH_JWKS_URL", "https://idp.example/certs");
+            [database, jwks]
+                .iter()
+                .chain(vars)
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        let verifier = Verifier::from_config(&config).unwrap();
+        verifier
+            .unchecked()
+            .map(|why| why.split(':').next().unwrap().to_owned())
+    };
+    let (issuer, audience) = (
+        ("AUTH_ISSUER", "https://idp.example"),
+        ("AUTH_AUDIENCE", "pgsse"),
+    );
+    let named = |setting: &str| Some(format!("{setting} not set"));
+    assert_eq!(unchecked(&[]), named("AUTH_AUDIENCE and AUTH_ISSUER are"));
+    assert_eq!(unchecked(&[issuer]), named("AUTH_AUDIENCE is"));
+    assert_eq!(unchecked(&[audience]), named("AUTH_ISSUER is"));
+    assert_eq!(unchecked(&[issuer, audience]), None);
+}

@@ -50,6 +50,9 @@ pub struct State {
     pub registry: Arc<Registry>,
     /// Whether `POST /api/demo/token` hands out tokens (demos only).
     pub demo_tokens: bool,
+    /// Whether the token cookie is `Secure` (sent by browsers over HTTPS only): when the gateway
+    /// serves HTTPS itself.
+    pub secure_cookie: bool,
     /// How long a client may take to send a request body.
     pub body_timeout: Duration,
     /// Which other origins' pages may use the gateway.

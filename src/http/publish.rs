@@ -44,6 +44,7 @@ pub fn routes(
     let sign_out = warp::path!("api" / "demo" / "token")
         .and(warp::delete())
         .and(auth::token(&state))
+        .and(with_state(state.clone()))
         .then(sign_out);
     let demo = warp::path!("api" / "demo" / "token")
         .and(warp::post())
@@ -259,8 +260,7 @@ async fn demo_token(
     let Some(token) = verifier.try_sign(&claims) else {
         return Err(ApiError::NotFound("not found".into()));
     };
-    let cookie =
-        format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={DEMO_TOKEN_SECS}");
+    let cookie = cookie(&state, &token, DEMO_TOKEN_SECS);
     let body = DemoToken {
         token,
         user: claims.sub,
@@ -284,12 +284,22 @@ async fn demo_token(
         (status = 403, description = "Signed in by the cookie, from another site.",
             body = ErrorBody),
     ))]
-async fn sign_out(token: Result<Option<String>, ApiError>) -> Result<impl Reply, ApiError> {
+async fn sign_out(
+    token: Result<Option<String>, ApiError>,
+    state: Arc<State>,
+) -> Result<impl Reply, ApiError> {
     token?;
-    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     Ok(warp::reply::with_header(
         StatusCode::NO_CONTENT,
         "set-cookie",
-        cookie,
+        cookie(&state, "", 0),
     ))
+}
+
+/// The token cookie's `Set-Cookie` value: out of the pages' reach (`HttpOnly`), never sent by
+/// another site's requests (`SameSite=Strict`), and, when the gateway serves HTTPS, never sent
+/// over plain HTTP (`Secure`), where anyone on the way could read it.
+fn cookie(state: &State, token: &str, max_age: u64) -> String {
+    let secure = if state.secure_cookie { "; Secure" } else { "" };
+    format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}; Max-Age={max_age}")
 }

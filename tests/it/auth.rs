@@ -175,6 +175,8 @@ async fn demo_tokens_sign_in_only_when_enabled() {
         cookie.starts_with(&format!("pgsse_token={token};")) && cookie.contains("HttpOnly"),
         "{cookie}"
     );
+    // Over plain HTTP a browser would drop a Secure cookie: it is Secure only over HTTPS (tls.rs).
+    assert!(!cookie.contains("Secure"), "{cookie}");
     let cookie_header = format!("pgsse_token={token}");
     let stream = on
         .sse("/sse/notifications/", &[("Cookie", &cookie_header)])

@@ -317,6 +317,45 @@ async fn startup_says_once_per_migration_what_it_applied_whether_auth_is_on_and_
     );
 }
 
+#[test]
+fn a_jwks_without_audience_or_issuer_warns_at_startup_that_tokens_for_any_application_pass() {
+    // The gateway serves before the database and the keys are there; neither is needed here.
+    let nowhere = ("DATABASE_URL", "postgres://pgsse@127.0.0.1:1/none");
+    let jwks = ("AUTH_JWKS_URL", "http://127.0.0.1:1/jwks");
+    let issuer = ("AUTH_ISSUER", "https://idp.example/realms/main");
+    let audience = ("AUTH_AUDIENCE", "pgsse");
+    let warnings = |env: &[(&str, &str)]| -> Vec<String> {
+        let lines = log_until(env, "listening on http://");
+        let unchecked = |l: &&String| l.contains("WARN") && l.contains(" not set: ");
+        lines.iter().filter(unchecked).cloned().collect()
+    };
+    let neither = warnings(&[nowhere, jwks]);
+    assert_eq!(neither.len(), 1, "{neither:?}");
+    assert!(
+        neither[0].contains(
+            "AUTH_AUDIENCE and AUTH_ISSUER are not set: any token the identity provider signs is \
+             accepted, whatever application it was issued for"
+        ),
+        "{neither:?}"
+    );
+    let issuer_only = warnings(&[nowhere, jwks, issuer]);
+    assert_eq!(issuer_only.len(), 1, "{issuer_only:?}");
+    assert!(
+        issuer_only[0].contains(
+            "AUTH_AUDIENCE is not set: any token the identity provider signs is accepted, \
+             whatever application it was issued for"
+        ),
+        "{issuer_only:?}"
+    );
+    assert_eq!(
+        warnings(&[nowhere, jwks, issuer, audience]),
+        Vec::<String>::new()
+    );
+    // Tokens signed with AUTH_JWT_SECRET are the gateway's own: nothing to warn of.
+    let secret = ("AUTH_JWT_SECRET", "a-secret-of-at-least-32-characters!!");
+    assert_eq!(warnings(&[nowhere, secret]), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn every_request_gets_an_access_log_line_without_its_query() {
     let url = fresh_database(pg::shared()).await;

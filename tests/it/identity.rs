@@ -306,24 +306,26 @@ async fn a_jwks_file_checks_provider_tokens_beside_hs256_demo_tokens() {
     assert_eq!(stream_user(&app, &token).await, "bob");
 }
 
-/// The reason `/readyz` gives once the first reading of the keys has failed.
-async fn failed_reading(app: &TestApp) -> (u16, String) {
-    let failed = async {
+/// What `/readyz` answers once the first reading of the keys is over: the status and the reason
+/// if it failed, and `200` once the gateway is ready if it worked.
+async fn first_reading(app: &TestApp) -> (u16, String) {
+    let over = async {
         loop {
             let ready = app.get("/readyz").await;
             let reason = ready.json()["reason"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            if !reason.is_empty() && !reason.ends_with("not read yet") {
+            let keys = reason.starts_with("the identity provider's keys");
+            if ready.status == 200 || (keys && !reason.ends_with("not read yet")) {
                 return (ready.status, reason);
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     };
-    tokio::time::timeout(WAIT, failed)
+    tokio::time::timeout(WAIT, over)
         .await
-        .expect("the reading fails")
+        .expect("the first reading ends")
 }
 
 #[tokio::test]
@@ -340,7 +342,7 @@ async fn an_https_jwks_must_have_a_certificate_from_the_public_roots() {
     let server = spawn_app_unready(&database, &tls).await;
     let url = format!("https://localhost:{}/healthz", server.addr.port());
     let app = spawn_app_unready(&database, &[("AUTH_JWKS_URL", &url)]).await;
-    let (status, reason) = failed_reading(&app).await;
+    let (status, reason) = first_reading(&app).await;
     assert_eq!(status, 503);
     assert!(
         reason.contains("invalid peer certificate: UnknownIssuer"),
@@ -358,7 +360,7 @@ async fn until_the_keys_can_be_fetched_provider_tokens_get_503_and_readyz_says_w
     let database = fresh_database(pg::shared()).await;
     let app = spawn_app_unready(&database, &[("AUTH_JWKS_URL", &url)]).await;
     let token = key.sign(&claims("alice", false, 600));
-    let (status, reason) = failed_reading(&app).await;
+    let (status, reason) = first_reading(&app).await;
     assert_eq!(status, 503);
     assert!(
         reason.starts_with(&format!("the identity provider's keys from {url}: ")),
@@ -410,4 +412,35 @@ async fn the_keys_are_read_again_on_a_timer_so_a_withdrawn_key_stops_working() {
     );
     let still = kept.sign(&claims("bob", false, 600));
     assert_eq!(stream_user(&app, &still).await, "bob");
+}
+
+#[tokio::test]
+async fn a_jwks_url_that_redirects_is_not_followed_so_the_keys_come_only_from_the_url_set() {
+    // The configured address answers with a redirect to another server, which serves the key
+    // of someone who could then sign administrators' tokens.
+    let mallory = TestKey::ec("mallory");
+    let elsewhere = JwksServer::start(&document(&[&mallory])).await;
+    let configured = JwksServer::start(&document(&[])).await;
+    configured.redirect(&elsewhere.url);
+    let database = fresh_database(pg::shared()).await;
+    let app = spawn_app_unready(&database, &[("AUTH_JWKS_URL", &configured.url)]).await;
+    let (status, reason) = first_reading(&app).await;
+    assert_eq!(status, 503, "the redirect was followed");
+    let why = format!(
+        "the identity provider's keys from {}: the server answered 302 Found, a redirect to {}; \
+         redirects are not followed: set AUTH_JWKS_URL to the keys' own address",
+        configured.url, elsewhere.url
+    );
+    assert_eq!(reason, why);
+    let admin = format!("Bearer {}", mallory.sign(&claims("mallory", true, 600)));
+    let listed = request(
+        app.addr,
+        "GET",
+        "/api/sse/clients",
+        &[("Authorization", &admin)],
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, 503, "{}", listed.text());
+    assert_eq!(elsewhere.requests(), 0);
 }

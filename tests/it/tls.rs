@@ -104,3 +104,65 @@ async fn a_missing_or_mismatched_certificate_or_key_stops_startup_naming_it() {
     assert!(start(cert, key).await.is_ok());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn over_https_the_demo_token_cookie_is_secure_so_a_browser_never_sends_it_over_plain_http() {
+    let dir = scratch("tls-cookie");
+    let (cert, key) = certificate(&dir);
+    let url = fresh_database(pg::shared()).await;
+    let app = spawn_app_unready(
+        &url,
+        &[
+            ("TLS_CERT_FILE", cert.to_str().unwrap()),
+            ("TLS_KEY_FILE", key.to_str().unwrap()),
+            (
+                "AUTH_JWT_SECRET",
+                "a test secret that is long enough for HS256",
+            ),
+            ("DEMO_TOKENS", "1"),
+        ],
+    )
+    .await;
+    let base = format!("https://127.0.0.1:{}", app.addr.port());
+    wait_ready(&base).await;
+    let endpoint = format!("{base}/api/demo/token");
+    // The response's head, one line each; the body is left out.
+    let head = |method: &'static str, body: &'static str| {
+        let endpoint = endpoint.clone();
+        async move {
+            let args = [
+                "-sk",
+                "-o",
+                "/dev/null",
+                "-D",
+                "-",
+                "-X",
+                method,
+                "-H",
+                "Content-Type: application/json",
+                "--data",
+                body,
+                &endpoint,
+            ];
+            curl(&args).await
+        }
+    };
+    let set_cookie = |head: &str| {
+        head.lines()
+            .find_map(|line| line.strip_prefix("set-cookie: "))
+            .unwrap_or_else(|| panic!("no cookie in {head}"))
+            .trim_end()
+            .to_owned()
+    };
+    let signed_in = head("POST", r#"{"username": "alice"}"#).await;
+    let cookie = set_cookie(&signed_in);
+    assert!(cookie.starts_with("pgsse_token="), "{cookie}");
+    let attributes: Vec<&str> = cookie.split("; ").skip(1).collect();
+    assert!(attributes.contains(&"HttpOnly"), "{cookie}");
+    assert!(attributes.contains(&"Secure"), "{cookie}");
+    let signed_out = head("DELETE", "").await;
+    let cleared = set_cookie(&signed_out);
+    assert!(cleared.starts_with("pgsse_token=;"), "{cleared}");
+    assert!(cleared.split("; ").any(|a| a == "Secure"), "{cleared}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,5 +1,6 @@
 //! An identity provider's JWKS endpoint, on a loopback port: it serves the document the test
-//! sets (or a 503 while told to fail) and counts the requests it answered.
+//! sets (or a 503 while told to fail, or a redirect while told to redirect) and counts the
+//! requests it answered.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,6 +19,8 @@ const MAX_HEAD: usize = 16 * 1024;
 struct Shared {
     document: Mutex<String>,
     failing: AtomicBool,
+    /// Where to redirect every request to, if anywhere.
+    redirect: Mutex<Option<String>>,
     requests: AtomicUsize,
 }
 
@@ -64,6 +67,11 @@ impl JwksServer {
         self.shared.failing.store(failing, Ordering::SeqCst);
     }
 
+    /// Answers `302 Found` to `location` from now on.
+    pub fn redirect(&self, location: &str) {
+        *self.shared.redirect.lock().unwrap() = Some(location.to_owned());
+    }
+
     /// How many requests were answered.
     pub fn requests(&self) -> usize {
         self.shared.requests.load(Ordering::SeqCst)
@@ -92,15 +100,22 @@ async fn answer(mut socket: TcpStream, shared: Arc<Shared>) {
     if !read.await.unwrap_or(false) {
         return;
     }
-    let (status, body) = if shared.failing.load(Ordering::SeqCst) {
-        ("503 Service Unavailable", String::from("{}"))
-    } else {
-        ("200 OK", shared.document.lock().unwrap().clone())
+    let redirect = shared.redirect.lock().unwrap().clone();
+    let (status, location, body) = match redirect {
+        _ if shared.failing.load(Ordering::SeqCst) => {
+            ("503 Service Unavailable", String::new(), String::from("{}"))
+        }
+        Some(to) => ("302 Found", format!("location: {to}\r\n"), String::new()),
+        None => (
+            "200 OK",
+            String::new(),
+            shared.document.lock().unwrap().clone(),
+        ),
     };
     shared.requests.fetch_add(1, Ordering::SeqCst);
     let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\n{location}content-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = timeout(WAIT, socket.write_all(response.as_bytes())).await;

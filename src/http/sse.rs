@@ -85,9 +85,9 @@ pub fn route(
                 reconnects. Wins over lastEventId."),
         ("lastEventId" = Option<i64>, Query, minimum = 0,
             description = "Resume after this event id."),
-        ("events" = Option<String>, Query,
-            description = "Comma-separated event kinds to receive: newBoard, newPath, or custom \
-                kinds of 1 to 64 letters, digits, '.', '_' or '-'."),
+        ("events" = Option<Vec<String>>, Query, style = Form, explode = false, max_items = 64,
+            description = "Comma-separated event kinds to receive, at most 64: newBoard, \
+                newPath, or custom kinds of 1 to 64 letters, digits, '.', '_' or '-'."),
         ("board_id" = Option<i64>, Query, minimum = 1,
             description = "Only events of this board."),
         ("userId" = Option<String>, Query,

@@ -87,11 +87,7 @@ impl Registry {
             authenticated,
         } = claim;
         let mut inner = self.lock();
-        if inner.streams.len() >= self.max_streams {
-            return Err(Full {
-                max_streams: self.max_streams,
-            });
-        }
+        self.room_in(&inner)?;
         inner.next_key += 1;
         let key = inner.next_key;
         let client_id = client_id.unwrap_or_else(|| {
@@ -129,6 +125,21 @@ impl Registry {
             registry: self.clone(),
             entry,
         })
+    }
+
+    /// Whether a stream would be registered now, without registering one (for a `HEAD`, which
+    /// must be refused where the `GET` would be).
+    pub fn room(&self) -> Result<(), Full> {
+        self.room_in(&self.lock())
+    }
+
+    fn room_in(&self, inner: &Inner) -> Result<(), Full> {
+        match inner.streams.len() < self.max_streams {
+            true => Ok(()),
+            false => Err(Full {
+                max_streams: self.max_streams,
+            }),
+        }
     }
 
     /// How many streams are connected now.
@@ -227,7 +238,9 @@ mod tests {
         let _second = registry.register(claim(None, None), Value::Null).unwrap();
         let refused = registry.register(claim(None, None), Value::Null);
         assert_eq!(refused.err().map(|f| f.max_streams), Some(2));
+        assert_eq!(registry.room().err().map(|f| f.max_streams), Some(2));
         drop(first);
+        assert!(registry.room().is_ok());
         assert!(registry.register(claim(None, None), Value::Null).is_ok());
     }
 

@@ -1,9 +1,13 @@
 //! Cross-origin requests (`CORS_ORIGINS`), answered through warp's CORS filter: preflights, the
 //! `Access-Control-*` headers, and a `403` for an origin that is not let in. The gateway's own
-//! pages are not cross-origin and never meet the filter.
+//! pages are not cross-origin and never meet the filter. With `CORS_ORIGINS` set, every answer
+//! says `Vary: Origin`.
 
 use warp::host::Authority;
-use warp::{Filter, Rejection};
+use warp::http::header::VARY;
+use warp::http::HeaderValue;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
 
 use crate::config::CorsOrigins;
 
@@ -27,6 +31,20 @@ pub fn filter(origins: &CorsOrigins) -> warp::cors::Builder {
             .allow_origins(list.iter().map(String::as_str))
             .allow_credentials(true),
     }
+}
+
+/// `reply` with `Vary: Origin` when other origins may come at all (`CORS_ORIGINS` is set): then
+/// whether an answer has `Access-Control-Allow-Origin`, and which (warp's filter repeats the
+/// request's `Origin`, for `*` too), depends on the request's `Origin`, so a shared cache must
+/// not give one origin's answer to another, nor an answer without the header to another origin.
+pub fn vary(other_origins: bool, reply: impl Reply) -> Response {
+    let mut response = reply.into_response();
+    if other_origins {
+        response
+            .headers_mut()
+            .append(VARY, HeaderValue::from_static("origin"));
+    }
+    response
 }
 
 /// Passes a request from a page of another origin, when other origins may come at all; rejects

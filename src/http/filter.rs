@@ -10,18 +10,18 @@ use crate::stream::EventFilter;
 
 /// The gateway's own event kinds.
 pub const KINDS: &[&str] = &["newBoard", "newPath"];
+/// The most names `?events=` may list: far beyond what a page listens for, and a bound on what
+/// one request makes its stream hold for its whole life (the filter, and its listing in
+/// `/api/sse/clients`).
+pub const MAX_EVENT_NAMES: usize = 64;
+/// The longest custom kind, as `pgsse.publish` takes them.
+const MAX_NAME_LEN: usize = 64;
 
 /// Reads `events` and `board_id` from a query string. An empty value means no filter.
 pub fn from_query(query: &Query) -> Result<EventFilter, ApiError> {
     let kinds = match params::get(query, "events").map(str::trim) {
         None | Some("") => None,
-        Some(list) => Some(
-            list.split(',')
-                .map(str::trim)
-                .filter(|name| !name.is_empty())
-                .map(kind)
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
+        Some(list) => Some(kinds(list)?),
     };
     let board_id = match params::get(query, "board_id").map(str::trim) {
         None | Some("") => None,
@@ -30,9 +30,27 @@ pub fn from_query(query: &Query) -> Result<EventFilter, ApiError> {
     Ok(EventFilter::new(kinds, board_id))
 }
 
+/// The names of a comma-separated list, at most [`MAX_EVENT_NAMES`] of them.
+fn kinds(list: &str) -> Result<Vec<String>, ApiError> {
+    // Counted before anything is kept of them.
+    let names = || {
+        list.split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+    };
+    let given = names().count();
+    if given > MAX_EVENT_NAMES {
+        return Err(ApiError::bad_request(
+            "events",
+            format!("events lists {given} names; a stream may filter on at most {MAX_EVENT_NAMES}"),
+        ));
+    }
+    names().map(kind).collect()
+}
+
 /// An event name a stream may filter on: one of [`KINDS`], or a custom kind.
 fn kind(name: &str) -> Result<String, ApiError> {
-    let custom = name.len() <= 64
+    let custom = name.len() <= MAX_NAME_LEN
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
@@ -45,7 +63,7 @@ fn kind(name: &str) -> Result<String, ApiError> {
         "events",
         format!(
             "events: {name:?} is not an event name; allowed: {allowed}, or a custom kind of 1 to \
-             64 letters, digits, '.', '_' or '-'"
+             {MAX_NAME_LEN} letters, digits, '.', '_' or '-'"
         ),
     ))
 }
@@ -85,6 +103,15 @@ mod tests {
             );
         }
         assert!(from_query(&query(&[("events", "message,system.notice")])).is_ok());
+        let names = |n: usize| {
+            (0..n)
+                .map(|i| format!("k{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert!(from_query(&query(&[("events", &names(MAX_EVENT_NAMES))])).is_ok());
+        let err = from_query(&query(&[("events", &names(MAX_EVENT_NAMES + 1))])).unwrap_err();
+        assert!(err.to_string().contains("at most 64"), "{err}");
         for bad in ["x", "-3", "1.5", "0"] {
             let err = from_query(&query(&[("board_id", bad)])).unwrap_err();
             assert!(

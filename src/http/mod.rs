@@ -90,6 +90,7 @@ pub fn routes(
     };
     let cross_origin = cors::cross_origin(&state.cors);
     let cors = cors::filter(&state.cors);
+    let other_origins = state.cors != CorsOrigins::None;
     let routes = sse::refused_on_reserve(state.clone(), reserve)
         .or(sse::route(state.clone()))
         .or(health::routes(state.clone()))
@@ -102,10 +103,11 @@ pub fn routes(
         .or(wrong_method())
         .or(web::not_found());
     // A page of another origin goes through warp's CORS filter, and whatever it is refused is
-    // answered there, not by the routes without CORS.
+    // answered there, not by the routes without CORS; every answer then varies with `Origin`.
     cross_origin
         .and(routes.clone().with(cors).recover(rejection))
         .or(routes.recover(rejection))
+        .map(move |reply| cors::vary(other_origins, reply))
         .with(warp::log::custom(access_log))
 }
 

@@ -183,6 +183,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::http::filter;
 
     /// utoipa's attributes take only literals, so the bounds are written twice: here they must
     /// agree with the constants the handlers enforce.
@@ -191,11 +192,12 @@ mod tests {
         let doc: Value = serde_json::from_slice(&JSON).expect("the description is JSON");
         let schema =
             |name: &str, field: &str| &doc["components"]["schemas"][name]["properties"][field];
-        let query = |path: &str, name: &str| {
+        let param = |path: &str, name: &str, bound: &str| {
             let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
             let param = params.iter().find(|p| p["name"] == name).unwrap();
-            param["schema"]["maximum"].clone()
+            param["schema"][bound].clone()
         };
+        let query = |path: &str, name: &str| param(path, name, "maximum");
         assert_eq!(
             schema("NewUser", "username")["maxLength"],
             users::USERNAME_MAX
@@ -209,5 +211,9 @@ mod tests {
         assert_eq!(query("/api/boards", "limit"), boards::PAGE_MAX);
         assert_eq!(query("/api/boards/{id}/paths", "limit"), paths::PAGE_MAX);
         assert_eq!(query("/sse/notifications/", "history"), sse::MAX_HISTORY);
+        assert_eq!(
+            param("/sse/notifications/", "events", "maxItems"),
+            filter::MAX_EVENT_NAMES
+        );
     }
 }

@@ -22,7 +22,7 @@ use super::filter;
 use super::params::{self, Query};
 use super::{with_state, State};
 use crate::auth::Claims;
-use crate::registry::Claim;
+use crate::registry::{Claim, Full};
 use crate::store::events;
 use crate::stream::{ClientStream, EventFilter, Opening};
 
@@ -85,9 +85,9 @@ pub fn route(
                 reconnects. Wins over lastEventId."),
         ("lastEventId" = Option<i64>, Query, minimum = 0,
             description = "Resume after this event id."),
-        ("events" = Option<String>, Query,
-            description = "Comma-separated event kinds to receive: newBoard, newPath, or custom \
-                kinds of 1 to 64 letters, digits, '.', '_' or '-'."),
+        ("events" = Option<Vec<String>>, Query, style = Form, explode = false, max_items = 64,
+            description = "Comma-separated event kinds to receive, at most 64: newBoard, \
+                newPath, or custom kinds of 1 to 64 letters, digits, '.', '_' or '-'."),
         ("board_id" = Option<i64>, Query, minimum = 1,
             description = "Only events of this board."),
         ("userId" = Option<String>, Query,
@@ -133,9 +133,13 @@ async fn open(
         Ok(request) => request,
         Err(err) => return err.into_response(),
     };
-    // A probe's HEAD is answered as the GET would be, without opening a stream.
+    // A probe's HEAD is answered as the GET would be, refused where the GET would be, without
+    // opening a stream.
     if method == Method::HEAD {
-        return sse_response(futures_util::stream::empty(), keepalive);
+        return match state.registry.room() {
+            Ok(()) => sse_response(futures_util::stream::empty(), keepalive),
+            Err(full) => refused(&state, full).into_response(),
+        };
     }
     match start(request, &state).await {
         Ok(stream) => sse_response(stream.into_events(), keepalive),
@@ -215,17 +219,7 @@ async fn start(request: StreamRequest, state: &State) -> Result<ClientStream, Ap
     let registration = state
         .registry
         .register(request.claim, request.filter.describe())
-        .map_err(|full| {
-            state.metrics.streams_refused.inc();
-            ApiError::Full {
-                message: format!(
-                    "the gateway is serving its maximum of {} streams (MAX_STREAMS); try again in \
-                     {RETRY_AFTER_SECS} s",
-                    full.max_streams
-                ),
-                retry_after: RETRY_AFTER_SECS,
-            }
-        })?;
+        .map_err(|full| refused(state, full))?;
     let opening = Opening {
         last_event_id,
         history: request.history,
@@ -235,6 +229,19 @@ async fn start(request: StreamRequest, state: &State) -> Result<ClientStream, Ap
         expires_at: request.expires_at,
     };
     Ok(ClientStream::start(state.streams.clone(), opening))
+}
+
+/// A stream request refused because `MAX_STREAMS` are open.
+fn refused(state: &State, full: Full) -> ApiError {
+    state.metrics.streams_refused.inc();
+    ApiError::Full {
+        message: format!(
+            "the gateway is serving its maximum of {} streams (MAX_STREAMS); try again in \
+             {RETRY_AFTER_SECS} s",
+            full.max_streams
+        ),
+        retry_after: RETRY_AFTER_SECS,
+    }
 }
 
 /// The stream's query parameters. Unknown ones are ignored (cache-busters such as `_=17…`),

@@ -4,6 +4,8 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -12,6 +14,8 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use socket2::SockRef;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use warp::reply::Response;
@@ -206,9 +210,31 @@ async fn protocol(socket: &TcpStream) -> Option<Protocol> {
         if n == PREFACE.len() {
             return Some(Protocol::Http2);
         }
-        // A preface in pieces: wait for the rest (rare enough for a short sleep).
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        // A preface in pieces.
+        more_than(socket, n).await.ok()?;
     }
+}
+
+/// Waits, at no cost, until a socket holds more than the `seen` bytes it held; an error if the
+/// connection fails. (One that the client half-closes mid-preface waits for the head timeout,
+/// as a silent one does.)
+///
+/// A peek leaves the bytes in the socket, so the socket stays readable and another peek would
+/// answer at once, for ever: a client that sent part of the preface would keep its task busy.
+/// Here a peek that finds only the bytes already seen answers "would block", which clears the
+/// socket's readiness: the task then sleeps until the kernel reports the socket readable again,
+/// which it does for each new segment that arrives.
+async fn more_than(socket: &TcpStream, seen: usize) -> io::Result<()> {
+    socket
+        .async_io(Interest::READABLE, || {
+            // Only the count is read: the bytes are looked at by the caller's next peek.
+            let mut scratch = [MaybeUninit::<u8>::uninit(); PREFACE.len()];
+            match SockRef::from(socket).peek(&mut scratch)? {
+                n if n == seen => Err(io::ErrorKind::WouldBlock.into()),
+                _ => Ok(()),
+            }
+        })
+        .await
 }
 
 /// Serves a hyper connection until it ends, nothing moves on it for `idle`, or it is `cut`; at
@@ -340,5 +366,64 @@ impl hyper::service::Service<Request<Incoming>> for Routes {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         (self.0)(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::future::poll_fn;
+    use std::time::Duration;
+
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// A client connected to a server's end of a loopback connection.
+    async fn connected() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (client.unwrap(), accepted.unwrap().0)
+    }
+
+    // The clock is paused: a minute passes at once, and every timer the sniffer set would fire.
+    #[tokio::test(start_paused = true)]
+    async fn a_preface_in_pieces_is_looked_at_again_only_when_more_of_it_comes() {
+        let (mut client, server) = connected().await;
+        let mut sniff = std::pin::pin!(protocol(&server));
+        let polls = Cell::new(0);
+        let mut sniffing = poll_fn(|cx| {
+            polls.set(polls.get() + 1);
+            sniff.as_mut().poll(cx)
+        });
+        for piece in [&PREFACE[..1], &PREFACE[1..10]] {
+            client.write_all(piece).await.unwrap();
+            polls.set(0);
+            let waited = tokio::time::timeout(Duration::from_secs(60), &mut sniffing).await;
+            assert!(waited.is_err(), "a part of the preface tells nothing yet");
+            // Woken for the piece, and not again while nothing more comes.
+            let polls = polls.get();
+            assert!(
+                polls <= 3,
+                "polled {polls} times in a minute without a byte"
+            );
+        }
+        client.write_all(&PREFACE[10..]).await.unwrap();
+        let spoke = tokio::time::timeout(Duration::from_secs(60), &mut sniffing).await;
+        assert!(matches!(spoke, Ok(Some(Protocol::Http2))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_parts_from_the_preface_speaks_http1() {
+        let (mut client, server) = connected().await;
+        client.write_all(b"PRI").await.unwrap();
+        let mut sniff = std::pin::pin!(protocol(&server));
+        let waited = tokio::time::timeout(Duration::from_secs(60), sniff.as_mut()).await;
+        assert!(waited.is_err(), "a part of the preface tells nothing yet");
+        client.write_all(b" * HTTP/1.1\r\n").await.unwrap();
+        let spoke = tokio::time::timeout(Duration::from_secs(15), sniff).await;
+        assert!(matches!(spoke, Ok(Some(Protocol::Http1))));
     }
 }

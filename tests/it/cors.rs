@@ -86,6 +86,56 @@ async fn any_origin_is_let_in_without_credentials_and_none_without_the_setting()
     assert_eq!(preflight.status, 405);
 }
 
+/// Whether the `Vary` headers name `Origin`.
+fn varies_with_origin(headers: &[(String, String)]) -> bool {
+    headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("vary"))
+        .flat_map(|(_, value)| value.split(','))
+        .any(|field| field.trim().eq_ignore_ascii_case("origin"))
+}
+
+#[tokio::test]
+async fn with_cors_every_answer_varies_with_origin_so_caches_keep_origins_apart() {
+    let page = vec![("Origin", PAGE)];
+    for setting in ["*", PAGE] {
+        let app = spawn_app_with(&[("CORS_ORIGINS", setting)]).await;
+        // The gateway's own pages, which never meet the filter.
+        let own = format!("http://{}", app.addr);
+        let cases = [
+            ("GET", "/api/boards", page.clone()),
+            (
+                "GET",
+                "/api/boards",
+                vec![("Origin", "https://evil.example")],
+            ),
+            ("GET", "/api/boards", vec![]),
+            ("GET", "/api/boards", vec![("Origin", own.as_str())]),
+            ("OPTIONS", "/api/users", preflight("POST", "content-type")),
+        ];
+        for (method, path, headers) in cases {
+            let answer = request(app.addr, method, path, &headers, None).await;
+            assert!(
+                varies_with_origin(&answer.headers),
+                "CORS_ORIGINS={setting}: {method} {path} {headers:?}: {:?}",
+                answer.headers
+            );
+        }
+        let stream = app.sse("/sse/notifications/", &page).await;
+        assert_eq!(stream.status, 200);
+        assert!(
+            varies_with_origin(&stream.headers),
+            "CORS_ORIGINS={setting}: the stream: {:?}",
+            stream.headers
+        );
+    }
+    // Without CORS_ORIGINS no answer depends on the Origin.
+    let off = spawn_app().await;
+    let answer = request(off.addr, "GET", "/api/boards", &page, None).await;
+    assert_eq!(answer.status, 200);
+    assert!(!varies_with_origin(&answer.headers), "{:?}", answer.headers);
+}
+
 #[tokio::test]
 async fn a_listed_origin_may_post_with_the_cookie_and_another_may_not() {
     const SECRET: &str = "a test secret that is long enough for HS256";

@@ -1,12 +1,16 @@
 //! The HTTP edge against clients that misbehave: heads and bodies that never end, odd framing at
 //! the caps, a stalled reader at shutdown, stalled resumers with big events (over HTTP/1.1 and
-//! HTTP/2), HTTP/2 against the stream cap.
+//! HTTP/2), HTTP/2 against the stream cap, an HTTP/2 preface in pieces.
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::process::{Command, Stdio};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{timeout, Instant};
 
@@ -460,6 +464,89 @@ async fn streams_over_one_http2_connection_count_against_max_streams() {
     assert_eq!(metric(&app, "clients_connected").await, 20.0);
     assert_eq!(get(app.addr, "/healthz").await.status, 200);
     drop(kept);
+}
+
+/// A client's connection that writes its first byte alone and the rest after a pause: its HTTP/2
+/// preface arrives in two pieces.
+struct InPieces {
+    socket: TcpStream,
+    first: bool,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl InPieces {
+    const PAUSE: Duration = Duration::from_millis(300);
+
+    fn new(socket: TcpStream) -> InPieces {
+        InPieces {
+            socket,
+            first: true,
+            pause: None,
+        }
+    }
+}
+
+impl AsyncWrite for InPieces {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.first {
+            let n = ready!(Pin::new(&mut this.socket).poll_write(cx, &buf[..buf.len().min(1)]))?;
+            this.first = false;
+            this.pause = Some(Box::pin(tokio::time::sleep(Self::PAUSE)));
+            return Poll::Ready(Ok(n));
+        }
+        if let Some(pause) = &mut this.pause {
+            ready!(pause.as_mut().poll(cx));
+            this.pause = None;
+        }
+        Pin::new(&mut this.socket).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.socket).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.socket).poll_shutdown(cx)
+    }
+}
+
+impl AsyncRead for InPieces {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.socket).poll_read(cx, buf)
+    }
+}
+
+#[tokio::test]
+async fn an_http2_preface_in_pieces_is_served_and_one_never_finished_is_cut_at_the_head_timeout() {
+    let app = spawn_app_with(&[("HEADER_READ_TIMEOUT_SECS", "2")]).await;
+    let tcp = InPieces::new(TcpStream::connect(app.addr).await.unwrap());
+    let (client, connection) = timeout(WAIT, h2::client::handshake(tcp))
+        .await
+        .expect("an HTTP/2 handshake in time")
+        .expect("the gateway speaks HTTP/2 with prior knowledge");
+    tokio::spawn(connection);
+    let mut client = timeout(WAIT, client.ready()).await.unwrap().unwrap();
+    let request = http::Request::get(format!("http://{}/healthz", app.addr))
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = timeout(WAIT, response).await.expect("an answer").unwrap();
+    assert_eq!(response.status(), 200);
+
+    // A preface that stops halfway: the connection is closed at the head timeout, unanswered.
+    let mut partial = TcpStream::connect(app.addr).await.unwrap();
+    partial.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    let (_, answer) = until_closed(&mut partial, None).await;
+    assert_eq!(String::from_utf8_lossy(&answer), "");
 }
 
 #[tokio::test]

@@ -1,11 +1,15 @@
 //! The nginx recipe (`deploy/nginx.conf`), run by Debian's nginx in front of gateways: TLS and
-//! HTTP/2 at nginx, events at once, keep-alives through, resumes, and a gateway at its cap passing
-//! streams to another.
+//! HTTP/2 at nginx, events at once, keep-alives through, resumes, a gateway at its cap passing
+//! streams to another, and an access log without tokens.
+
+use std::time::Duration;
 
 use crate::support::nginx::{Nginx, RECIPE};
 use crate::support::sse::SseClient;
 use crate::support::tls::{certificate, curl, scratch, CurlStream};
-use crate::support::{fresh_database, insert_board, metric, pg, spawn_app_on};
+use crate::support::{
+    fresh_database, insert_board, metric, pg, spawn_app_on, spawn_app_with, WAIT,
+};
 
 #[test]
 fn the_readme_shows_the_recipe_as_the_file_has_it() {
@@ -84,6 +88,52 @@ async fn a_gateway_at_its_stream_cap_sends_streams_through_nginx_to_another() {
     insert_board(&other.sql().await, "alice", "to every stream").await;
     for stream in &mut streams {
         stream.line_with("to every stream").await;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn the_access_log_shows_a_streams_path_but_never_its_access_token() {
+    const SECRET: &str = "a test secret that is long enough for HS256";
+    let dir = scratch("nginx-log");
+    let (cert, key) = certificate(&dir);
+    let app = spawn_app_with(&[("AUTH_JWT_SECRET", SECRET)]).await;
+    let token = pgsse::auth::Verifier::new(SECRET).sign(&pgsse::auth::Claims {
+        sub: "alice".into(),
+        role: None,
+        exp: pgsse::auth::now() + 600,
+        nbf: None,
+    });
+    let nginx = Nginx::start(&[app.addr], &cert, &key, &dir.join("nginx")).await;
+    let stream_url = format!("{}/sse/notifications/", nginx.base());
+    // A stream, as an EventSource opens it with its token, logged once it ends ...
+    let with_token = format!("{stream_url}?lastEventId=0&access_token={token}");
+    let mut stream = CurlStream::open(&["--http2", &with_token]);
+    stream.line_with("event:connection").await;
+    drop(stream);
+    // ... and one refused: the token in it has a character too many.
+    let refused = format!("{stream_url}?access_token={token}x");
+    let how = ["-sk", "-o", "/dev/null", "-w", "%{http_code}"];
+    assert_eq!(curl(&[&how[..], &[&refused]].concat()).await, "401");
+    let logged = async {
+        loop {
+            let log = nginx.access_log();
+            if log.matches("/sse/notifications/").count() >= 2 {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let log = tokio::time::timeout(WAIT, logged)
+        .await
+        .unwrap_or_else(|_| panic!("nginx logged both requests: {}", nginx.access_log()));
+    assert!(
+        !log.contains(&token),
+        "the token is in the access log: {log}"
+    );
+    for status in [200, 401] {
+        let line = format!("\"GET /sse/notifications/ HTTP/2.0\" {status} ");
+        assert!(log.contains(&line), "{line} is logged: {log}");
     }
     let _ = std::fs::remove_dir_all(dir);
 }

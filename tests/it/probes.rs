@@ -83,6 +83,57 @@ async fn head_answers_as_get_without_a_body_and_405_says_what_is_allowed() {
     }
 }
 
+/// A response's headers, names in lower case, in order, but its date and the framing of its
+/// connection (`Transfer-Encoding`, which a HEAD may leave out, and `Connection`): what a HEAD
+/// must share with its GET.
+fn answer_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+    let framing = ["date", "transfer-encoding", "connection"];
+    let mut headers: Vec<_> = headers
+        .iter()
+        .map(|(name, value)| (name.to_lowercase(), value.clone()))
+        .filter(|(name, _)| !framing.contains(&name.as_str()))
+        .collect();
+    headers.sort();
+    headers
+}
+
+#[tokio::test]
+async fn head_on_the_stream_is_refused_where_the_get_is_and_answers_its_headers() {
+    let app = spawn_app_with(&[("AUTH_JWT_SECRET", SECRET), ("MAX_STREAMS", "1")]).await;
+    let alice = token("alice", false, in_an_hour());
+    let mut refused = vec![
+        (STREAM.to_owned(), 401),
+        (format!("{STREAM}?access_token=not.a.token"), 401),
+        (format!("{STREAM}?access_token={alice}&board_id=x"), 400),
+        (format!("{STREAM}?access_token={alice}&boardId=7"), 400),
+    ];
+    let open = format!("{STREAM}?access_token={alice}");
+    let head = request(app.addr, "HEAD", &open, &[], None).await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    let stream = app.sse(&open, &[]).await;
+    assert_eq!(stream.status, 200);
+    assert_eq!(
+        answer_headers(&head.headers),
+        answer_headers(&stream.headers)
+    );
+    // MAX_STREAMS=1: the stream above is the only one the gateway serves.
+    refused.push((open, 503));
+    for (path, status) in refused {
+        let got = request(app.addr, "GET", &path, &[], None).await;
+        let head = request(app.addr, "HEAD", &path, &[], None).await;
+        assert_eq!(got.status, status, "GET {path}: {}", got.text());
+        assert_eq!(head.status, status, "HEAD {path}");
+        assert_eq!(
+            answer_headers(&head.headers),
+            answer_headers(&got.headers),
+            "HEAD {path}"
+        );
+        assert!(head.body.is_empty(), "HEAD {path} has no body");
+    }
+    drop(stream);
+}
+
 #[tokio::test]
 async fn two_last_event_id_or_authorization_headers_are_a_400_naming_the_header() {
     let app = spawn_app_with(&[("AUTH_JWT_SECRET", SECRET)]).await;

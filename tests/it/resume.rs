@@ -271,6 +271,34 @@ async fn bad_stream_parameters_are_400_json_before_any_stream_byte() {
     }
 }
 
+#[tokio::test]
+async fn a_stream_filters_on_up_to_64_event_names_and_more_is_a_400_naming_the_limit() {
+    let app = spawn_app().await;
+    let names = |n: usize| (1..n).map(|i| format!(",k{i}")).collect::<String>();
+    let mut stream = app
+        .sse(&format!("{STREAM}?events=newBoard{}", names(64)), &[])
+        .await;
+    assert_eq!(stream.status, 200);
+    insert_board(&app.sql().await, "alice", "one of 64 kinds").await;
+    assert_eq!(
+        stream.next_event().await.json()["board_name"],
+        "one of 64 kinds"
+    );
+    for n in [65, 7000] {
+        let path = format!("{STREAM}?events=newBoard{}", names(n));
+        let response = request(app.addr, "GET", &path, &[], None).await;
+        assert_eq!(response.status, 400, "{n} names");
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        let body = response.json();
+        assert_eq!(body["field"], "events");
+        let message = body["error"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("lists {n} names")) && message.contains("at most 64"),
+            "{message}"
+        );
+    }
+}
+
 /// Reads the next event and checks that it is the `resync` from `after` to `through`.
 async fn expect_resync(client: &mut crate::support::sse::SseClient, after: i64, through: i64) {
     let resync = client.next_event().await;

@@ -50,13 +50,16 @@ impl Nginx {
             );
             conf = conf.replace(example, &real);
         }
+        // Debian's log directory, wherever the recipe names it, is the test's.
+        let conf = conf.replace("/var/log/nginx/", &format!("{}/", dir.display()));
         std::fs::write(dir.join("pgsse.conf"), conf).unwrap();
         let d = dir.display();
-        // What /etc/nginx/nginx.conf would give, kept inside the test's directory.
+        // What Debian's /etc/nginx/nginx.conf would give (its access log in the default
+        // format included), kept inside the test's directory.
         let main = format!(
             "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
              {user}events {{ worker_connections 1024; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  \
+             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  \
              proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
              uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/pgsse.conf;\n}}\n",
             user = if is_root() { "user root;\n" } else { "" },
@@ -100,6 +103,11 @@ impl Nginx {
     /// What nginx logged.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+
+    /// nginx's access log: a line for each request that has ended.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
     }
 }
 

@@ -269,3 +269,45 @@ async fn with_nothing_listening_at_the_database_address_readyz_says_so_and_healt
     // The API says the database is unavailable, rather than failing some other way.
     assert_eq!(app.get("/api/boards").await.status, 503);
 }
+
+#[tokio::test]
+async fn a_stream_opened_while_the_database_is_unreachable_gets_every_event_committed_after_it_opened(
+) {
+    let cluster = pg::shared();
+    let url = fresh_database(cluster).await;
+    // The database is migrated and holds an event from before.
+    let mut first = spawn_app_on(&url, &[]).await;
+    let sql = connect(&url).await;
+    insert_board(&sql, "alice", "before").await;
+    first.stop().await;
+    // A gateway starts where the log stood a second before it started (the time a commit takes
+    // to be seen), so this event must be older than that to be left out.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // A gateway that cannot reach it: streams open all the same, with no position yet.
+    let proxy = crate::support::proxy::Proxy::start(cluster.port).await;
+    proxy.refuse();
+    let through = url.replace(&format!(":{}/", cluster.port), &format!(":{}/", proxy.port));
+    let mut app = spawn_app_unready(&through, &[]).await;
+    app.database_url = url.clone();
+    let mut streams = [app.stream().await, app.stream().await];
+
+    // Committed after the streams opened, while their gateway is away from the database.
+    for i in 1..=3 {
+        insert_board(&sql, "alice", &format!("while away {i}")).await;
+    }
+    proxy.forward();
+    app.wait_ready().await;
+    insert_board(&sql, "alice", "live").await;
+    for stream in &mut streams {
+        let mut names = Vec::new();
+        for _ in 0..4 {
+            names.push(stream.next_event().await.json()["board_name"].clone());
+        }
+        assert_eq!(
+            names,
+            ["while away 1", "while away 2", "while away 3", "live"],
+            "nothing committed after the stream opened is missed, nothing before it is sent"
+        );
+    }
+}

@@ -3,24 +3,25 @@
 //! Invariants: the hub does no I/O and never waits on a client, so publishing costs the same with
 //! one client or ten thousand. Frames are published in strictly increasing id order (the listener
 //! is the only publisher). Every published event with an id above [`Position::floor`] is in the
-//! ring; older ones must be read from the event table. The ring is bounded in frames and in bytes
-//! ([`RingBounds`]): it lets its oldest frames go while it is over either bound, but always keeps
-//! the newest.
-//!
-//! What the broadcast keeps alive is bounded in bytes too. tokio's broadcast drops a frame once
-//! every receiver has received it, but a receiver that stops receiving (a stream whose client
-//! stopped reading no longer polls it) keeps up to its capacity of frames alive: 4096 events of
-//! 60 KB are 240 MB. So a frame whose data is larger than [`HELD_WEAKLY_ABOVE`] goes through the
-//! broadcast held weakly, with its id ([`Live`]): the ring holds it, and once the ring lets it go
-//! nothing else does. A stream that receives it after that finds it gone and, as for a
-//! `RecvError::Lagged`, catches up from its cursor through history (the ring or the table). Small
-//! frames, nearly all of them, go as shared frames as before, so delivering one costs no more
-//! than it did; what a stalled receiver holds is then at most `BROADCAST_CAPACITY` small frames
-//! (16 MiB of data at the defaults) and, of the large ones, only what the ring holds anyway.
-//! (Holding every frame weakly would cost each delivery an upgrade; a channel of our own that
-//! evicts by bytes would replace tokio's tuned one for one stalled-client case.) Nothing at or below
+//! ring; older ones must be read from the event table. Nothing at or below
 //! [`Position::pruned_through`] is served to anyone: a client whose cursor is older is told to
 //! resync first, wherever the events it missed would come from.
+//!
+//! Memory: the ring is bounded in frames and in bytes ([`RingBounds`]): it lets its oldest frames
+//! go while it is over either bound, but always keeps the newest. What the broadcast keeps alive
+//! is bounded in bytes too. tokio's broadcast drops a frame once every receiver has received it,
+//! but a receiver that stops receiving (a stream whose client stopped reading no longer polls
+//! it) keeps up to its capacity of frames alive: 4096 events of 60 KB are 240 MB. So a frame
+//! whose data is larger than [`HELD_WEAKLY_ABOVE`] goes through the broadcast held weakly, with
+//! its id ([`Live`]): the ring holds it, and once the ring lets it go nothing else does. A stream
+//! that receives it after that finds it gone and, as for a `RecvError::Lagged`, catches up from
+//! its cursor through history (the ring or the table). Small frames, nearly all of them, go as
+//! shared frames as before, so delivering one costs a match more and nothing else. What a
+//! stalled receiver holds is then at most `BROADCAST_CAPACITY` small frames (16 MiB of data at
+//! the defaults) and, of the large ones, only what the ring holds anyway. Holding every frame
+//! weakly would cost each delivery an upgrade (four atomic operations on the counts every stream
+//! shares, instead of two); a channel of our own that evicts by bytes would replace tokio's for
+//! the sake of stalled clients alone.
 //!
 //! The hub starts unpositioned: the gateway serves before its database is reachable, and only the
 //! listener's first connection reads where the event log stood when the hub was made

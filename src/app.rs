@@ -11,7 +11,7 @@ use crate::auth::{self, Verifier};
 use crate::config::Config;
 use crate::db;
 use crate::http::State;
-use crate::hub::{Coalescing, Hub};
+use crate::hub::{Coalescing, Hub, RingBounds};
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -80,7 +80,10 @@ impl App {
         };
         let hub = Arc::new(Hub::new(
             config.broadcast_capacity,
-            config.ring_capacity,
+            RingBounds {
+                frames: config.ring_capacity,
+                bytes: config.ring_bytes,
+            },
             coalescing,
         ));
         let metrics = Arc::new(Metrics::default());

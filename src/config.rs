@@ -133,6 +133,14 @@ pub struct Config {
     #[arg(value_parser = positive::<usize>, value_name = "EVENTS")]
     pub ring_capacity: usize,
 
+    /// Bytes of event data the ring of recent events holds at most: beyond it (or beyond
+    /// RING_CAPACITY) the oldest events leave it, and clients further behind read the table.
+    /// Large events stay alive only while the ring holds them, so this also bounds what
+    /// clients that stopped reading keep of them
+    #[arg(long, env = "RING_BYTES", default_value = "67108864")]
+    #[arg(value_parser = positive::<usize>, value_name = "BYTES")]
+    pub ring_bytes: usize,
+
     /// Events older than this many seconds are pruned from pgsse.event
     #[arg(
         long = "retention-secs",

@@ -7,6 +7,22 @@
 //! [`Position::pruned_through`] is served to anyone: a client whose cursor is older is told to
 //! resync first, wherever the events it missed would come from.
 //!
+//! Memory: the ring is bounded in frames and in bytes ([`RingBounds`]): it lets its oldest frames
+//! go while it is over either bound, but always keeps the newest. What the broadcast keeps alive
+//! is bounded in bytes too. tokio's broadcast drops a frame once every receiver has received it,
+//! but a receiver that stops receiving (a stream whose client stopped reading no longer polls
+//! it) keeps up to its capacity of frames alive: 4096 events of 60 KB are 240 MB. So a frame
+//! whose data is larger than [`HELD_WEAKLY_ABOVE`] goes through the broadcast held weakly, with
+//! its id ([`Live`]): the ring holds it, and once the ring lets it go nothing else does. A stream
+//! that receives it after that finds it gone and, as for a `RecvError::Lagged`, catches up from
+//! its cursor through history (the ring or the table). Small frames, nearly all of them, go as
+//! shared frames as before, so delivering one costs a match more and nothing else. What a
+//! stalled receiver holds is then at most `BROADCAST_CAPACITY` small frames (16 MiB of data at
+//! the defaults) and, of the large ones, only what the ring holds anyway. Holding every frame
+//! weakly would cost each delivery an upgrade (four atomic operations on the counts every stream
+//! shares, instead of two); a channel of our own that evicts by bytes would replace tokio's for
+//! the sake of stalled clients alone.
+//!
 //! The hub starts unpositioned: the gateway serves before its database is reachable, and only the
 //! listener's first connection reads where the event log stood when the hub was made
 //! ([`Hub::start`]; the listener then publishes everything committed since). Until then it has
@@ -22,7 +38,7 @@
 //! once, so a resume or a new subscriber sees the same log either way.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, watch, Notify};
@@ -31,8 +47,12 @@ use tokio::time::Instant;
 use crate::event::Frame;
 use crate::shutdown::Shutdown;
 
+/// Frames whose data is larger than this many bytes go through the broadcast held weakly (see
+/// the module's docs).
+pub const HELD_WEAKLY_ABOVE: usize = 4096;
+
 pub struct Hub {
-    sender: broadcast::Sender<Arc<Frame>>,
+    sender: broadcast::Sender<Live>,
     // A std mutex: every critical section is a few pointer copies and never awaits.
     recent: Mutex<Recent>,
     /// The id the hub started after, once it has started.
@@ -46,17 +66,65 @@ pub struct Hub {
 
 struct Recent {
     frames: VecDeque<Arc<Frame>>,
-    capacity: usize,
+    /// What the frames in the ring weigh, by [`weight`].
+    bytes: usize,
+    bounds: RingBounds,
     position: Position,
     started: bool,
     /// Published, but not sent to the subscribers yet: the next batch.
-    held: Vec<Arc<Frame>>,
+    held: Vec<Live>,
     /// When the last batch (or single event) went to the subscribers.
     sent_at: Option<Instant>,
     /// When the held events are due to go.
     release_at: Option<Instant>,
     /// When the last event was published (held or not).
     arrived_at: Option<Instant>,
+}
+
+/// How much the ring of recent frames holds: it lets the oldest go while it holds more frames or
+/// more bytes than this, but always keeps the newest.
+#[derive(Clone, Copy, Debug)]
+pub struct RingBounds {
+    pub frames: usize,
+    /// Counted as each frame's data and its fixed size ([`weight`]).
+    pub bytes: usize,
+}
+
+/// A frame as the broadcast carries it: shared, or, when its data is large, held weakly so that
+/// only the ring keeps it alive (see the module's docs).
+#[derive(Clone, Debug)]
+pub enum Live {
+    Shared(Arc<Frame>),
+    Weak { id: i64, frame: Weak<Frame> },
+}
+
+impl Live {
+    pub fn id(&self) -> i64 {
+        match self {
+            Live::Shared(frame) => frame.id,
+            Live::Weak { id, .. } => *id,
+        }
+    }
+
+    fn of(frame: &Arc<Frame>) -> Live {
+        if frame.data.len() > HELD_WEAKLY_ABOVE {
+            Live::Weak {
+                id: frame.id,
+                frame: Arc::downgrade(frame),
+            }
+        } else {
+            Live::Shared(frame.clone())
+        }
+    }
+
+    /// The frame, or, when the ring let it go before this receiver got to it, its id: the
+    /// receiver is behind, and must read it from history.
+    pub fn frame(self) -> Result<Arc<Frame>, i64> {
+        match self {
+            Live::Shared(frame) => Ok(frame),
+            Live::Weak { id, frame } => frame.upgrade().ok_or(id),
+        }
+    }
 }
 
 /// How long events may wait to go to the subscribers together (see the module's docs).
@@ -111,7 +179,7 @@ pub struct Start {
 
 /// What a client needs to go live: its receiver and the id it starts after.
 pub struct Subscription {
-    pub receiver: broadcast::Receiver<Arc<Frame>>,
+    pub receiver: broadcast::Receiver<Live>,
     /// The last id published when the receiver was created: every later event reaches the
     /// receiver (unless it lags), every earlier one is in the ring or the table. `None` before
     /// the hub started: then every event after its start reaches the receiver.
@@ -120,13 +188,14 @@ pub struct Subscription {
 
 impl Hub {
     /// A hub that has not started yet.
-    pub fn new(broadcast_capacity: usize, ring_capacity: usize, coalescing: Coalescing) -> Hub {
+    pub fn new(broadcast_capacity: usize, ring: RingBounds, coalescing: Coalescing) -> Hub {
         let (sender, _) = broadcast::channel(broadcast_capacity);
         Hub {
             sender,
             recent: Mutex::new(Recent {
-                frames: VecDeque::with_capacity(ring_capacity.min(1024)),
-                capacity: ring_capacity,
+                frames: VecDeque::with_capacity(ring.frames.min(1024)),
+                bytes: 0,
+                bounds: ring,
                 position: Position {
                     last_id: 0,
                     floor: 0,
@@ -192,13 +261,9 @@ impl Hub {
             return false;
         }
         recent.position.last_id = frame.id;
-        if recent.frames.len() == recent.capacity {
-            if let Some(evicted) = recent.frames.pop_front() {
-                recent.position.floor = evicted.id;
-            }
-        }
-        recent.frames.push_back(frame.clone());
-        self.send(&mut recent, frame);
+        let live = Live::of(&frame);
+        recent.keep(frame);
+        self.send(&mut recent, live);
         true
     }
 
@@ -206,7 +271,7 @@ impl Hub {
     /// held already, or the last batch went out less than a window ago. Under the lock, in id
     /// order, so that `subscribe` sees either the frame in `last_id` or the frame in its receiver
     /// (now or with its batch), never neither.
-    fn send(&self, recent: &mut Recent, frame: Arc<Frame>) {
+    fn send(&self, recent: &mut Recent, frame: Live) {
         if !recent.held.is_empty() {
             recent.arrived_at = Some(Instant::now());
             return recent.held.push(frame);
@@ -278,7 +343,7 @@ impl Hub {
         position.last_id = through;
         position.floor = position.floor.max(through);
         // After any held events, whose ids are lower.
-        self.send(&mut recent, Arc::new(Frame::gap(through)));
+        self.send(&mut recent, Live::Shared(Arc::new(Frame::gap(through))));
         Some(lost)
     }
 
@@ -326,6 +391,29 @@ impl Hub {
     }
 }
 
+impl Recent {
+    /// Keeps the newest frame in the ring, and lets the oldest go while the ring is over either
+    /// of its bounds (but never the newest).
+    fn keep(&mut self, frame: Arc<Frame>) {
+        self.bytes += weight(&frame);
+        self.frames.push_back(frame);
+        while self.frames.len() > self.bounds.frames
+            || (self.bytes > self.bounds.bytes && self.frames.len() > 1)
+        {
+            let Some(evicted) = self.frames.pop_front() else {
+                break;
+            };
+            self.bytes -= weight(&evicted);
+            self.position.floor = evicted.id;
+        }
+    }
+}
+
+/// What a frame weighs in the ring: its data, and its own size (which counts for small ones).
+fn weight(frame: &Frame) -> usize {
+    std::mem::size_of::<Frame>() + frame.data.len() + frame.kind.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,9 +423,17 @@ mod tests {
         Frame::render(id, "newBoard", &json!({ "board_id": id }).to_string(), None)
     }
 
+    /// A ring bounded by count only.
+    fn frames(frames: usize) -> RingBounds {
+        RingBounds {
+            frames,
+            bytes: usize::MAX,
+        }
+    }
+
     /// A hub started after `last_id`.
     fn hub(broadcast: usize, ring: usize, last_id: i64) -> Hub {
-        let hub = Hub::new(broadcast, ring, Coalescing::OFF);
+        let hub = Hub::new(broadcast, frames(ring), Coalescing::OFF);
         hub.start(Start {
             last_id,
             pruned_through: 0,
@@ -352,7 +448,7 @@ mod tests {
         let mut sub = hub.subscribe();
         assert_eq!(sub.last_id, Some(11));
         hub.publish(frame(12));
-        assert_eq!(sub.receiver.try_recv().unwrap().id, 12);
+        assert_eq!(sub.receiver.try_recv().unwrap().id(), 12);
         assert!(sub.receiver.try_recv().is_err());
     }
 
@@ -362,7 +458,7 @@ mod tests {
         let mut sub = hub.subscribe();
         assert!(hub.publish(frame(1)));
         assert!(!hub.publish(frame(1)));
-        assert_eq!(sub.receiver.try_recv().unwrap().id, 1);
+        assert_eq!(sub.receiver.try_recv().unwrap().id(), 1);
         assert!(sub.receiver.try_recv().is_err());
     }
 
@@ -394,9 +490,73 @@ mod tests {
         assert!(hub.frames_after(1, 10, usize::MAX).is_none());
     }
 
+    /// A frame whose data is `size` bytes.
+    fn big(id: i64, size: usize) -> Frame {
+        let data = format!("\"{}\"", "x".repeat(size - 2));
+        Frame::render(id, "big", &data, None)
+    }
+
+    /// A started hub whose ring holds up to 25,000 bytes: two frames of 10,000, not three.
+    fn hub_of_bytes() -> Hub {
+        let ring = RingBounds {
+            frames: 100,
+            bytes: 25_000,
+        };
+        let hub = Hub::new(8, ring, Coalescing::OFF);
+        hub.start(Start::default());
+        hub
+    }
+
+    fn ids(frames: Option<Vec<Arc<Frame>>>) -> Option<Vec<i64>> {
+        frames.map(|v| v.iter().map(|f| f.id).collect())
+    }
+
+    #[test]
+    fn the_ring_lets_its_oldest_frames_go_while_over_its_bytes_but_keeps_the_newest() {
+        let hub = hub_of_bytes();
+        for id in 1..=3 {
+            hub.publish(big(id, 10_000));
+        }
+        assert_eq!(hub.position().floor, 1);
+        assert_eq!(ids(hub.frames_after(1, 10, usize::MAX)), Some(vec![2, 3]));
+        assert_eq!(ids(hub.frames_after(0, 10, usize::MAX)), None);
+        // A frame larger than the whole bound stays, alone, while it is the newest.
+        hub.publish(big(4, 30_000));
+        assert_eq!(hub.position().floor, 3);
+        assert_eq!(ids(hub.frames_after(3, 10, usize::MAX)), Some(vec![4]));
+        hub.publish(frame(5));
+        assert_eq!(hub.position().floor, 4);
+        assert_eq!(ids(hub.frames_after(4, 10, usize::MAX)), Some(vec![5]));
+        assert_eq!(ids(hub.frames_after(3, 10, usize::MAX)), None);
+    }
+
+    #[test]
+    fn a_large_frame_lives_only_as_long_as_the_ring_holds_it_whoever_has_not_received_it() {
+        let hub = hub_of_bytes();
+        let mut stalled = hub.subscribe();
+        let mut live = hub.subscribe();
+        hub.publish(big(1, 10_000));
+        hub.publish(frame(2));
+        let first = Arc::downgrade(&hub.frames_after(0, 1, usize::MAX).unwrap()[0]);
+        // A receiver that keeps up gets the frame itself.
+        let received = live.receiver.try_recv().unwrap().frame().unwrap();
+        assert_eq!((received.id, received.data.len()), (1, 10_000));
+        drop(received);
+        hub.publish(big(3, 10_000));
+        hub.publish(big(4, 10_000));
+        assert_eq!(hub.position().floor, 1);
+        assert!(first.upgrade().is_none(), "the stalled receiver keeps it");
+        // The stalled receiver finds it gone, with its id; the small frame is still there.
+        let mut received = || stalled.receiver.try_recv().unwrap().frame().map(|f| f.id);
+        assert_eq!(received(), Err(1));
+        assert_eq!(received(), Ok(2));
+        assert_eq!(received(), Ok(3));
+        assert_eq!(received(), Ok(4));
+    }
+
     #[test]
     fn a_start_on_an_emptied_log_is_at_the_horizon() {
-        let hub = Hub::new(8, 8, Coalescing::OFF);
+        let hub = Hub::new(8, frames(8), Coalescing::OFF);
         hub.start(Start {
             last_id: 0,
             pruned_through: 23,
@@ -413,7 +573,7 @@ mod tests {
         assert_eq!(hub.pruned(1), None);
         assert_eq!(hub.pruned(5), Some(2));
         assert_eq!(hub.pruned(5), None);
-        let gap = sub.receiver.try_recv().unwrap();
+        let gap = sub.receiver.try_recv().unwrap().frame().unwrap();
         assert_eq!((gap.id, gap.is_gap()), (5, true));
         assert!(sub.receiver.try_recv().is_err());
         assert_eq!(hub.position().last_id, 5);
@@ -423,7 +583,7 @@ mod tests {
 
     #[tokio::test]
     async fn before_it_starts_the_hub_publishes_nothing_and_subscribers_learn_the_start_later() {
-        let hub = Hub::new(8, 8, Coalescing::OFF);
+        let hub = Hub::new(8, frames(8), Coalescing::OFF);
         let mut early = hub.subscribe();
         assert_eq!(early.last_id, None);
         assert!(!hub.publish(frame(1)));
@@ -438,7 +598,7 @@ mod tests {
         });
         assert_eq!(hub.started().await, 5);
         assert!(hub.publish(frame(6)));
-        assert_eq!(early.receiver.try_recv().unwrap().id, 6);
+        assert_eq!(early.receiver.try_recv().unwrap().id(), 6);
     }
 
     /// A hub started at 0 that holds events for up to 10 ms, 1 ms per subscriber.
@@ -447,7 +607,7 @@ mod tests {
             window: Duration::from_millis(10),
             per_subscriber: Duration::from_millis(1),
         };
-        let hub = Arc::new(Hub::new(64, 64, coalescing));
+        let hub = Arc::new(Hub::new(64, frames(64), coalescing));
         hub.start(Start::default());
         hub
     }
@@ -462,7 +622,7 @@ mod tests {
 
     fn received(sub: &mut Subscription) -> Vec<i64> {
         std::iter::from_fn(|| sub.receiver.try_recv().ok())
-            .map(|f| f.id)
+            .map(|f| f.id())
             .collect()
     }
 
@@ -555,7 +715,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn without_a_window_every_event_goes_at_once() {
-        let hub = Hub::new(64, 64, Coalescing::OFF);
+        let hub = Hub::new(64, frames(64), Coalescing::OFF);
         hub.start(Start::default());
         let mut subs: Vec<_> = (0..10).map(|_| hub.subscribe()).collect();
         for id in 1..=3 {

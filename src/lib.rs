@@ -11,7 +11,7 @@
 //!   verifies (`listener::signed`) to the hub, and reads the table for anything a notification
 //!   could not carry or it missed while away.
 //! - [`hub`]: the in-memory fan-out (a broadcast of frames serialised once) and a ring of recent
-//!   frames for replays.
+//!   frames for replays, bounded in frames and in bytes.
 //! - [`event`]: events as the database records them, and the frames made of them.
 //! - [`stream`]: the stream engine: one client's cursor over the log, from history to live
 //!   frames, as warp SSE events (its own [`stream::Settings`]; no HTTP in it).

@@ -4,8 +4,9 @@
 //! over, when its filter did not want it). It is subscribed to the hub before anything is read,
 //! then catches up from history (the ring, or the table when the ring no longer reaches back far
 //! enough), then follows live frames, skipping any id at or below its cursor. So history and live
-//! meet without a gap or a duplicate, and a client that lags behind the broadcast catches up
-//! again from its cursor: nothing is skipped. Reading history is in `history`.
+//! meet without a gap or a duplicate, and a client that lags behind the broadcast (or reaches a
+//! large event after the ring let it go, see [`crate::hub::Live`]) catches up again from its
+//! cursor: nothing is skipped. Reading history is in `history`.
 //!
 //! Invariants: a stream holds at most one page of history at a time, bounded in events and in
 //! bytes ([`crate::store::events::PAGE_BYTES`]); what it sends is strictly increasing in id; it
@@ -32,7 +33,7 @@ use warp::sse::Event;
 pub use self::filter::EventFilter;
 use crate::event::Frame;
 use crate::gate::Gated;
-use crate::hub::Hub;
+use crate::hub::{Hub, Live};
 use crate::metrics::Metrics;
 use crate::registry::{self, Entry, Registration};
 use crate::shutdown::Shutdown;
@@ -80,7 +81,7 @@ pub struct Opening {
 
 pub struct ClientStream {
     settings: Arc<Settings>,
-    receiver: broadcast::Receiver<Arc<Frame>>,
+    receiver: broadcast::Receiver<Live>,
     filter: EventFilter,
     registration: Registration,
     /// Completes when the stream must end: shutdown, too many streams of its user, or its
@@ -111,6 +112,23 @@ pub struct ClientStream {
     /// For a client whose filter passed events over without telling it: when to tell it its
     /// position. Armed once, not per event.
     position_due: Option<Pin<Box<Sleep>>>,
+}
+
+/// How a client found itself behind the live stream.
+enum Behind {
+    /// The broadcast moved on without it by this many events.
+    Missed(u64),
+    /// It reached a large event after the ring let it go (see [`crate::hub::Live`]).
+    Evicted(i64),
+}
+
+impl std::fmt::Display for Behind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Behind::Missed(missed) => write!(f, "{missed} more events behind"),
+            Behind::Evicted(id) => write!(f, "event {id} no longer in memory"),
+        }
+    }
 }
 
 /// Why a stream ends on the server's side.
@@ -262,9 +280,9 @@ impl ClientStream {
         }
     }
 
-    fn received(&mut self, received: Result<Arc<Frame>, RecvError>) -> Step {
-        match received {
-            Ok(frame) => {
+    fn received(&mut self, received: Result<Live, RecvError>) -> Step {
+        match received.map(Live::frame) {
+            Ok(Ok(frame)) => {
                 self.take(&frame);
                 // Only for a client that was behind: asking the receiver takes the lock that
                 // every stream and the hub share.
@@ -273,8 +291,16 @@ impl ClientStream {
                 }
                 Step::Continue
             }
+            // A large event the ring let go before this client got to it (a copy of one it has
+            // already read from history is skipped, as `take` skips any).
+            Ok(Err(id)) => {
+                if id > self.cursor {
+                    self.lagged(Behind::Evicted(id));
+                }
+                Step::Continue
+            }
             Err(RecvError::Lagged(missed)) => {
-                self.lagged(missed);
+                self.lagged(Behind::Missed(missed));
                 Step::Continue
             }
             Err(RecvError::Closed) => Step::End,
@@ -283,12 +309,12 @@ impl ClientStream {
 
     /// The client fell behind the broadcast: it catches up from history, or, if it has been
     /// behind for too long already, is disconnected so that it resumes with Last-Event-ID.
-    fn lagged(&mut self, missed: u64) {
+    fn lagged(&mut self, behind: Behind) {
         let since = *self.behind_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= self.settings.slow_client {
             log::warn!(
-                "disconnecting a client at event {}: behind the live stream for {} s and {missed} \
-                 more events behind now; it will resume from there",
+                "disconnecting a client at event {}: behind the live stream for {} s and {behind} \
+                 now; it will resume from there",
                 self.cursor,
                 since.elapsed().as_secs()
             );
@@ -297,7 +323,7 @@ impl ClientStream {
             return;
         }
         log::info!(
-            "a client fell {missed} events behind after event {}; catching up from history",
+            "a client fell behind after event {} ({behind}); catching up from history",
             self.cursor
         );
         self.settings.metrics.lag_resyncs.inc();
@@ -462,7 +488,11 @@ mod tests {
         })
         .unwrap();
         let (trigger, shutdown) = shutdown::channel();
-        let hub = Arc::new(Hub::new(4, 100, crate::hub::Coalescing::OFF));
+        let ring = crate::hub::RingBounds {
+            frames: 100,
+            bytes: 64 * 1024,
+        };
+        let hub = Arc::new(Hub::new(4, ring, crate::hub::Coalescing::OFF));
         hub.start(Default::default());
         let settings = Settings {
             pool: db::pool(&config),
@@ -539,6 +569,53 @@ mod tests {
         // Back to live, with the copies still in the receiver skipped.
         let later = publish(&settings, 11..=11);
         assert_eq!(next(&mut stream, 1).await, later);
+    }
+
+    /// Publishes events `ids` of 20,000 bytes of data each (the ring holds three of them) and
+    /// returns their messages.
+    fn publish_large(settings: &Settings, ids: std::ops::RangeInclusive<i64>) -> Vec<String> {
+        let mut expected = Vec::new();
+        for id in ids {
+            let data = format!("\"{}\"", "x".repeat(19_998));
+            let frame = Frame::render(id, "big", &data, None);
+            expected.push(event(&frame).to_string());
+            settings.hub.publish(frame);
+        }
+        expected
+    }
+
+    #[tokio::test]
+    async fn a_client_that_reaches_a_large_event_the_ring_let_go_reads_it_from_history() {
+        let (settings, _trigger) = settings(Duration::from_secs(3600));
+        let mut stream = ClientStream::start(settings.clone(), opening());
+        next(&mut stream, 2).await;
+        // Four events into a broadcast of four: no lag there, but the ring let event 1 go.
+        publish_large(&settings, 1..=4);
+        assert_eq!(settings.hub.position().floor, 1);
+        // Not event 2: event 1 must come first, from the table (which these settings never
+        // reach).
+        let waiting = next(&mut stream, 1).await;
+        assert_eq!(
+            waiting,
+            [": waiting for the database to replay history\n\n"]
+        );
+        assert_eq!(settings.metrics.lag_resyncs.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_large_event_gone_from_the_ring_that_a_client_already_has_is_skipped() {
+        let (settings, _trigger) = settings(Duration::from_secs(3600));
+        let resuming = Opening {
+            last_event_id: Some(1),
+            ..opening()
+        };
+        let mut stream = ClientStream::start(settings.clone(), resuming);
+        let published = publish_large(&settings, 1..=4);
+        next(&mut stream, 2).await;
+        assert_eq!(next(&mut stream, 3).await, published[1..]);
+        let live = publish_large(&settings, 5..=5);
+        assert_eq!(next(&mut stream, 1).await, live);
+        assert_eq!(settings.metrics.lag_resyncs.get(), 0);
     }
 
     #[tokio::test]

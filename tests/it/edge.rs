@@ -1,12 +1,15 @@
 //! The HTTP edge against clients that misbehave: heads and bodies that never end, odd framing at
 //! the caps, a stalled reader at shutdown, stalled resumers with big events (over HTTP/1.1 and
-//! HTTP/2), HTTP/2 against the stream cap, an HTTP/2 preface in pieces.
+//! HTTP/2), a stalled stream beside a backlog of big events, HTTP/2 against the stream cap, an
+//! HTTP/2 preface in pieces.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -211,9 +214,9 @@ async fn at_shutdown_a_stalled_reader_on_a_kept_alive_connection_is_cut_after_th
     drop(stalled);
 }
 
-/// A gateway (the real binary, so that its memory is its own) whose event table holds 500 events
-/// of about 60 KB each, 30 MB of history, all published; and its address.
-async fn gateway_with_big_history() -> (KillOnDrop, SocketAddr) {
+/// A gateway (the real binary, so that its memory is its own) with `settings`, on a database of
+/// its own; its address and its database's URL.
+async fn gateway_binary(settings: &[(&str, &str)]) -> (KillOnDrop, SocketAddr, String) {
     let url = fresh_database(pg::shared()).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -224,8 +227,8 @@ async fn gateway_with_big_history() -> (KillOnDrop, SocketAddr) {
     let gateway = Command::new(env!("CARGO_BIN_EXE_pgsse"))
         .env("DATABASE_URL", &url)
         .env("BIND_ADDR", addr.to_string())
-        .env("RING_CAPACITY", "10")
         .env("RUST_LOG", "error")
+        .envs(settings.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -237,6 +240,13 @@ async fn gateway_with_big_history() -> (KillOnDrop, SocketAddr) {
         }
     };
     timeout(WAIT, ready).await.expect("the gateway starts");
+    (gateway, addr, url)
+}
+
+/// A gateway (the real binary) whose event table holds 500 events of about 60 KB each, 30 MB of
+/// history, all published; and its address.
+async fn gateway_with_big_history() -> (KillOnDrop, SocketAddr) {
+    let (gateway, addr, url) = gateway_binary(&[("RING_CAPACITY", "10")]).await;
     let sql = connect(&url).await;
     sql.exec(
         "select pgsse.publish('big', jsonb_build_object('blob', repeat(md5(g::text), 1875))) \
@@ -304,6 +314,84 @@ async fn stalled_resumers_of_big_events_hold_at_most_a_page_each() {
     assert!(
         growth_kib < 40 * 1024,
         "20 stalled resumers grew the gateway by {growth_kib} KiB (from {before} KiB)"
+    );
+}
+
+/// The gateway's highest RSS, in KiB, sampled every 20 ms until the task is aborted.
+fn sample_peak_rss(pid: u32) -> (tokio::task::JoinHandle<()>, Arc<AtomicU64>) {
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampled = peak.clone();
+    let sampler = tokio::spawn(async move {
+        loop {
+            sampled.fetch_max(pgsse_bench_rss(pid), Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    (sampler, peak)
+}
+
+#[tokio::test]
+async fn a_backlog_of_big_events_beside_a_stalled_stream_is_held_in_memory_only_up_to_ring_bytes() {
+    // 1,000 events of 60 KB, 60 MB, against a ring of 8 MiB.
+    const EVENTS: i64 = 1000;
+    let (mut gateway, addr, url) = gateway_binary(&[("RING_BYTES", "8388608")]).await;
+    let sql = connect(&url).await;
+    let mut live = SseClient::connect(addr, STREAM, &[]).await;
+    // A client that opens a stream with a 4 KiB receive buffer and never reads it.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(addr).await.unwrap();
+    let request = format!("GET {STREAM} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    let opened = async {
+        while !get(addr, "/metrics")
+            .await
+            .text()
+            .lines()
+            .any(|l| l == "pgsse_clients_connected 2")
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    timeout(WAIT, opened).await.expect("both streams open");
+    let before = pgsse_bench_rss(gateway.id());
+    let (sampler, peak) = sample_peak_rss(gateway.id());
+
+    let first = newest_event(&sql).await + 1;
+    sql.exec(&format!(
+        "select pgsse.publish('big', jsonb_build_object('blob', repeat(md5(g::text), 1875))) \
+           from generate_series(1, {EVENTS}) g"
+    ))
+    .await;
+    let board = insert_board(&sql, "alice", "after the backlog").await;
+    for id in first..first + EVENTS {
+        let event = live.next_event().await;
+        assert_eq!((event.id(), event.event.as_str()), (id, "big"));
+        assert_eq!(
+            event.data.len(),
+            r#"{"blob":""}"#.len() + 60_000,
+            "event {id}"
+        );
+    }
+    let event = live.next_event().await;
+    assert_eq!(
+        (event.id(), event.event.as_str()),
+        (first + EVENTS, "newBoard")
+    );
+    assert_eq!(event.json()["board_id"], board);
+    sampler.abort();
+    let peak = peak.load(Ordering::Relaxed);
+    let settled = peak_rss(gateway.id()).await;
+    let growth_kib = peak.max(settled).saturating_sub(before);
+    println!("gateway RSS {before} KiB, at most {peak} KiB during the backlog, {settled} after");
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    drop(stalled);
+    // The ring's 8 MiB, a page of history, the stalled stream's send buffer, the events on their
+    // way: some 20 MiB. Holding the whole backlog for the stalled stream is 60 MB more.
+    assert!(
+        growth_kib < 40 * 1024,
+        "a backlog of {EVENTS} events of 60 KB grew the gateway by {growth_kib} KiB (from {before} KiB)"
     );
 }
 

@@ -10,18 +10,17 @@
 //! Trust: an event reaches the hub only if it is in `pgsse.event` (where only the gateway's own
 //! functions write) or comes in a notification those functions signed ([`signed`]). Any role
 //! that can connect may send a notification on the channel; an unsigned one is counted and
-//! dropped, and never moves the hub's position.
+//! dropped, and never moves the hub's position. A flood of them costs bounded memory and never
+//! holds a real event back ([`inbox`]).
 
 use std::convert::Infallible;
-use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
-use tokio::time::{timeout, Instant};
-use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Statement};
+use tokio::time::{timeout, Instant, MissedTickBehavior};
+use tokio_postgres::{Client, NoTls, Statement};
 
+use self::inbox::Inbox;
 use self::signed::NotifyKey;
 use crate::backoff::Backoff;
 use crate::db;
@@ -32,16 +31,19 @@ use crate::shutdown::Shutdown;
 use crate::store::events;
 use crate::supervisor;
 
+mod inbox;
 pub mod signed;
 
 /// The notification channel `pgsse.emit` notifies.
 pub const CHANNEL: &str = "pgsse";
 /// How often the table is read to back up notifications and to prove the connection alive.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// A notification that looks signed but fails to verify re-reads the key at most this often.
+/// While notifications are being dropped (unsigned, or for want of room in the inbox), the table
+/// is read this often, so that an event whose notification was among them is not held back.
+const DROPPED_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// A notification that looks signed but fails to verify re-reads the key at once at most this
+/// often; otherwise the key is read again at the next poll.
 const KEY_REREAD: Duration = Duration::from_secs(10);
-/// Dropped notifications are logged at most this often.
-const REJECTION_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long connecting (TCP and the startup handshake) or any query on the listener connection may
 /// take before the connection is deemed dead.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -108,7 +110,7 @@ pub async fn run(
 async fn session(
     pg: &tokio_postgres::Config,
     hub: &Hub,
-    metrics: &Metrics,
+    metrics: &Arc<Metrics>,
     backoff: &mut Backoff,
 ) -> Result<Infallible, ListenError> {
     // tokio-postgres's connect_timeout covers the TCP connect only: a peer that accepts the
@@ -118,16 +120,16 @@ async fn session(
         .await
         .map_err(|_| ListenError::Timeout)?
         .map_err(ListenError::Connect)?;
-    let (sender, mut notifications) = mpsc::unbounded_channel();
-    let _driver = AbortOnDrop(tokio::spawn(drive(connection, sender)));
+    let (mut inbox, driver) = inbox::drive(connection, metrics.clone());
+    let _driver = AbortOnDrop(driver);
     within(client.batch_execute(&format!("listen {CHANNEL}"))).await?;
     let mut reader = Reader {
         statement: within(events::prepare(&client)).await?,
         poll: within(client.prepare(events::POLL)).await?,
         key: read_key(&client).await?,
         key_reread: None,
+        key_doubted: false,
         client,
-        rejections: Rejections::default(),
         verified_since_poll: false,
         hub,
         metrics,
@@ -152,15 +154,22 @@ async fn session(
     metrics.set_listening(true);
     backoff.reset();
     let mut poll = tokio::time::interval(POLL_INTERVAL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut dropped = tokio::time::interval(DROPPED_POLL_INTERVAL);
+    dropped.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            message = notifications.recv() => match message {
-                Some(Ok((payload, received))) => reader.forward(&payload, received).await?,
+            message = inbox.recv() => match message {
+                Some(Ok(notification)) => reader.forward(&inbox, &notification).await?,
                 Some(Err(err)) => return Err(err.into()),
                 None => return Err(ListenError::Closed),
             },
-            _ = poll.tick() => reader.poll().await?,
+            _ = poll.tick() => reader.poll(&inbox).await?,
+            _ = dropped.tick() => {
+                if inbox.take_dropped() {
+                    reader.after_dropped().await?;
+                }
+            }
         }
     }
 }
@@ -173,9 +182,11 @@ struct Reader<'a> {
     /// [`events::POLL`], prepared.
     poll: Statement,
     key: NotifyKey,
-    /// When `key` was last read again after a notification failed to verify.
+    /// When `key` was last read again at once after a notification failed to verify.
     key_reread: Option<Instant>,
-    rejections: Rejections,
+    /// Whether a notification shaped like a signed one failed to verify without the key being
+    /// read again: the next read of the table reads it first.
+    key_doubted: bool,
     /// Whether a notification has verified since the last poll of the table.
     verified_since_poll: bool,
     hub: &'a Hub,
@@ -187,11 +198,14 @@ impl Reader<'_> {
     /// reference-only notification (an event for someone in particular, or too large for
     /// `pg_notify`) or one that skips ids is served from the table instead, so that nothing
     /// before it can be lost. `received` is when the notification came off the connection.
-    async fn forward(&mut self, payload: &str, received: Instant) -> Result<(), ListenError> {
-        self.metrics.notification_received();
+    async fn forward(
+        &mut self,
+        inbox: &Inbox,
+        notification: &inbox::Notification,
+    ) -> Result<(), ListenError> {
+        let (payload, received) = (notification.payload.as_str(), notification.received);
         if !self.verified(payload).await? {
-            self.metrics.notifications_rejected.inc();
-            self.rejections.count(payload);
+            inbox.reject(payload);
             return Ok(());
         }
         let event = match Event::from_notification(payload) {
@@ -215,14 +229,21 @@ impl Reader<'_> {
 
     /// Whether `payload` is signed with the notify key. One that is shaped like a signed
     /// notification but fails may have been signed with a key that replaced ours
-    /// (`pgsse.rotate_notify_key()`), so the key is read again, at most every [`KEY_REREAD`].
+    /// (`pgsse.rotate_notify_key()`), so the key is read again: at once if it was not so read in
+    /// the last [`KEY_REREAD`], else before the next read of the table (within
+    /// [`DROPPED_POLL_INTERVAL`]). A forger's notifications thus cost a query every
+    /// [`DROPPED_POLL_INTERVAL`] at most, and cannot keep an old key in use for longer.
     async fn verified(&mut self, payload: &str) -> Result<bool, ListenError> {
         if self.key.verifies(payload) {
             self.verified_since_poll = true;
             return Ok(true);
         }
         let recently = self.key_reread.is_some_and(|at| at.elapsed() < KEY_REREAD);
-        if !signed::looks_signed(payload) || recently {
+        if !signed::looks_signed(payload) {
+            return Ok(false);
+        }
+        if recently {
+            self.key_doubted = true;
             return Ok(false);
         }
         self.key = read_key(&self.client).await?;
@@ -233,19 +254,34 @@ impl Reader<'_> {
 
     /// The once-a-second read of the table: a backup for notifications and a liveness check. A
     /// notification verified since the last tick proves the connection alive, and any gap it
-    /// showed was read at once, so then the events are not read: in a burst, reading the events
-    /// alongside the notifications made the gateway publish a third as fast. The horizon is read
-    /// every time, so that resumes are told about pruning done elsewhere, and so is how full the
-    /// notification queue is.
-    async fn poll(&mut self) -> Result<(), ListenError> {
+    /// showed was read at once, so then the events are not read (unless notifications were
+    /// dropped meanwhile): in a burst, reading the events alongside the notifications made the
+    /// gateway publish a third as fast. The horizon is read every time, so that resumes are told
+    /// about pruning done elsewhere, and so is how full the notification queue is.
+    async fn poll(&mut self, inbox: &Inbox) -> Result<(), ListenError> {
         let poll = within(events::poll(&self.client, &self.poll)).await?;
         self.pruned(poll.pruned_through);
         self.queue(poll.queue);
-        if !std::mem::take(&mut self.verified_since_poll) {
+        let verified = std::mem::take(&mut self.verified_since_poll);
+        if inbox.take_dropped() {
+            return self.after_dropped().await;
+        }
+        if !verified {
             return self.catch_up(Instant::now()).await;
         }
         self.metrics.listener_read();
         Ok(())
+    }
+
+    /// Reads the table because notifications were dropped (every [`DROPPED_POLL_INTERVAL`] while
+    /// they are): their events, if they were events, are there. The key is read first if one of
+    /// them cast doubt on it, so that once an event has come from here, its successors'
+    /// notifications verify under a key replaced before it.
+    async fn after_dropped(&mut self) -> Result<(), ListenError> {
+        if std::mem::take(&mut self.key_doubted) {
+            self.key = read_key(&self.client).await?;
+        }
+        self.catch_up(Instant::now()).await
     }
 
     /// Records how full the notification queue is, and says so when events stop or start being
@@ -316,63 +352,6 @@ async fn read_key(client: &Client) -> Result<NotifyKey, ListenError> {
     let row = within(client.query_opt("select key from pgsse.notify_key", &[])).await?;
     let key: Vec<u8> = row.ok_or(ListenError::NoKey)?.get("key");
     Ok(NotifyKey::new(&key))
-}
-
-/// Notifications dropped because the gateway's functions did not sign them: counted, and logged
-/// at most once every [`REJECTION_LOG_EVERY`] so that a flood of them cannot flood the log.
-#[derive(Default)]
-struct Rejections {
-    /// Dropped since the last log line.
-    unlogged: u64,
-    logged_at: Option<Instant>,
-}
-
-impl Rejections {
-    fn count(&mut self, payload: &str) {
-        self.unlogged += 1;
-        if self
-            .logged_at
-            .is_some_and(|at| at.elapsed() < REJECTION_LOG_EVERY)
-        {
-            return;
-        }
-        let sample: String = payload.chars().take(120).collect();
-        log::warn!(
-            "listener: dropped {} notification(s) on channel {CHANNEL} that the gateway's \
-             functions did not sign: another role sent them (any role that can connect may \
-             NOTIFY), or pgsse.notify_key was replaced; the latest began {sample:?}",
-            self.unlogged
-        );
-        self.unlogged = 0;
-        self.logged_at = Some(Instant::now());
-    }
-}
-
-/// Drives the connection, passing notifications on. This is where `LISTEN` differs from a pooled
-/// connection: a connection merely spawned as a future would throw notifications away.
-async fn drive<S, T>(
-    mut connection: Connection<S, T>,
-    sender: mpsc::UnboundedSender<Result<(String, Instant), tokio_postgres::Error>>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    loop {
-        let message = match poll_fn(|cx| connection.poll_message(cx)).await {
-            Some(Ok(AsyncMessage::Notification(n))) => Ok((n.payload().to_owned(), Instant::now())),
-            Some(Ok(AsyncMessage::Notice(notice))) => {
-                log::info!("listener: server notice: {}", notice.message());
-                continue;
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(err)) => Err(err),
-            None => return,
-        };
-        let failed = message.is_err();
-        if sender.send(message).is_err() || failed {
-            return;
-        }
-    }
 }
 
 async fn within<T>(

@@ -169,6 +169,12 @@ impl Metrics {
                 &self.notifications_rejected,
             ),
             (
+                "notifications_overflowed",
+                "Notifications dropped unread because as many as the listener holds were already \
+                 waiting to be read (a flood); their events were read from pgsse.event instead",
+                &self.notifications_overflowed,
+            ),
+            (
                 "frames_delivered",
                 "Event frames handed to client connections",
                 &self.frames_delivered,

@@ -85,6 +85,9 @@ pub struct Metrics {
     notifications_received: Counter,
     /// Notifications dropped because the gateway's functions did not sign them.
     pub notifications_rejected: Counter,
+    /// Notifications dropped unread because the listener's inbox was full; their events are read
+    /// from the table.
+    pub notifications_overflowed: Counter,
     /// Event frames handed to client connections: one per event per client.
     pub frames_delivered: Counter,
     pub replayed_from_ring: Counter,
@@ -123,6 +126,7 @@ impl Default for Metrics {
             events_received: Counter::default(),
             notifications_received: Counter::default(),
             notifications_rejected: Counter::default(),
+            notifications_overflowed: Counter::default(),
             frames_delivered: Counter::default(),
             replayed_from_ring: Counter::default(),
             replayed_from_table: Counter::default(),

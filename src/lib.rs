@@ -7,9 +7,9 @@
 //! in `pgsse.event` with a commit-ordered id (and its recipient, if it has one) and calls
 //! `pg_notify`. From there:
 //!
-//! - [`listener`]: one dedicated connection that `LISTEN`s, forwards each event whose signature
-//!   verifies (`listener::signed`) to the hub, and reads the table for anything a notification
-//!   could not carry or it missed while away.
+//! - [`listener`]: one dedicated connection that `LISTEN`s and forwards each event whose
+//!   signature verifies (`listener::signed`) to the hub, and one beside it that reads the table
+//!   for anything a notification could not carry or it missed while away.
 //! - [`hub`]: the in-memory fan-out (a broadcast of frames serialised once) and a ring of recent
 //!   frames for replays, bounded in frames and in bytes.
 //! - [`event`]: events as the database records them, and the frames made of them.

@@ -8,9 +8,12 @@
 //! rejected), and passes the rest on while they take at most [`QUEUE_BYTES`]; past that it drops
 //! them too (counted as overflowed). Either way it tells the reader, which then reads the event
 //! table: whatever a dropped notification could have carried is there.
+//!
+//! The driver also notes when the connection was last heard from ([`Heard`]): while a flood is
+//! being read, an answer to a query on the connection comes late, but the connection is alive.
 
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,6 +58,21 @@ struct Shared {
     /// A std mutex: held to count a rejection, never across an await.
     rejections: Mutex<Rejections>,
     metrics: Arc<Metrics>,
+    /// When the driver started.
+    born: Instant,
+    /// Milliseconds from `born` to the last message the driver took off the connection.
+    heard_ms: AtomicU64,
+}
+
+/// When the listener's connection was last heard from, as the driver sees it.
+#[derive(Clone)]
+pub struct Heard(Arc<Shared>);
+
+impl Heard {
+    /// The last time a message came off the connection (or the driver started).
+    pub fn last(&self) -> Instant {
+        self.0.born + Duration::from_millis(self.0.heard_ms.load(Relaxed))
+    }
 }
 
 impl Inbox {
@@ -74,9 +92,21 @@ impl Inbox {
     pub fn reject(&self, payload: &str) {
         self.shared.reject(payload);
     }
+
+    /// When the connection was last heard from.
+    pub fn heard(&self) -> Heard {
+        Heard(self.shared.clone())
+    }
 }
 
 impl Shared {
+    /// Notes that a message came off the connection now.
+    fn hear(&self) {
+        let ms = self.born.elapsed().as_millis();
+        self.heard_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Relaxed);
+    }
+
     fn reject(&self, payload: &str) {
         self.metrics.notifications_rejected.inc();
         self.dropped.store(true, Relaxed);
@@ -124,6 +154,8 @@ where
         dropped: AtomicBool::new(false),
         rejections: Mutex::default(),
         metrics,
+        born: Instant::now(),
+        heard_ms: AtomicU64::new(0),
     });
     let task = tokio::spawn(driver(connection, sender, shared.clone()));
     (Inbox { receiver, shared }, task)
@@ -138,7 +170,9 @@ async fn driver<S, T>(
     T: AsyncRead + AsyncWrite + Unpin,
 {
     loop {
-        match poll_fn(|cx| connection.poll_message(cx)).await {
+        let message = poll_fn(|cx| connection.poll_message(cx)).await;
+        shared.hear();
+        match message {
             Some(Ok(AsyncMessage::Notification(n))) => {
                 if !shared.take(&sender, n.payload()) {
                     return;

@@ -1,11 +1,17 @@
-//! The listener: one dedicated PostgreSQL connection that `LISTEN`s and feeds the hub.
+//! The listener: one dedicated PostgreSQL connection that `LISTEN`s, and one beside it that reads
+//! the event table; together they feed the hub.
 //!
 //! Invariants: only this module sees `AsyncMessage`; it is the hub's only publisher, and it
 //! publishes in id order without gaps that the table does not also have. It never gives up: a lost
 //! or silent connection is replaced with jittered exponential backoff, and after every (re)connect
 //! it reads the event table from the last id it published, so notifications sent while it was away
 //! cost nothing. A read of the table every second backs up notifications in case one is missed,
-//! and doubles as the liveness check that notices a half-open connection.
+//! and doubles as the liveness check that notices a half-open connection; the listening
+//! connection is pinged as often.
+//!
+//! Why two connections: PostgreSQL sends a listening session every notification already queued
+//! before it answers that session's next query. Were the table read on the listening connection,
+//! a flood of notifications would hold back the very read that makes up for dropping them.
 //!
 //! Trust: an event reaches the hub only if it is in `pgsse.event` (where only the gateway's own
 //! functions write) or comes in a notification those functions signed ([`signed`]). Any role
@@ -18,7 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::{timeout, Instant, MissedTickBehavior};
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::tls::NoTlsStream;
+use tokio_postgres::{Client, Connection, NoTls, Socket, Statement};
 
 use self::inbox::Inbox;
 use self::signed::NotifyKey;
@@ -44,9 +51,10 @@ const DROPPED_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// A notification that looks signed but fails to verify re-reads the key at once at most this
 /// often; otherwise the key is read again at the next poll.
 const KEY_REREAD: Duration = Duration::from_secs(10);
-/// How long connecting (TCP and the startup handshake) or any query on the listener connection may
-/// take before the connection is deemed dead.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting (TCP and the startup handshake) or any query on the listener's connections
+/// may take before the connection is deemed dead. A ping of the listening connection may take
+/// longer while notifications keep coming: it waits its turn behind them.
+const LISTENER_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 enum ListenError {
@@ -56,7 +64,9 @@ enum ListenError {
     Connection(#[from] tokio_postgres::Error),
     #[error("connection closed by the server")]
     Closed,
-    #[error("no answer within {QUERY_TIMEOUT:?}, the connection is presumed dead")]
+    #[error("the connection that reads the event table failed: {0}")]
+    Reads(#[source] tokio_postgres::Error),
+    #[error("no answer within {LISTENER_DEADLINE:?}, the connection is presumed dead")]
     Timeout,
     #[error(
         "pgsse.notify_key is empty, so no notification can be verified; \
@@ -106,23 +116,20 @@ pub async fn run(
     log::info!("listener stopped");
 }
 
-/// One connection's life: connect, LISTEN, catch up, then forward until something fails.
+/// One life of the listener's connections: connect, LISTEN, catch up, then forward until
+/// something fails.
 async fn session(
     pg: &tokio_postgres::Config,
     hub: &Hub,
     metrics: &Arc<Metrics>,
     backoff: &mut Backoff,
 ) -> Result<Infallible, ListenError> {
-    // tokio-postgres's connect_timeout covers the TCP connect only: a peer that accepts the
-    // connection and never answers the startup handshake (a frozen proxy or pooler) would hold
-    // the listener for ever.
-    let (client, connection) = timeout(QUERY_TIMEOUT, pg.connect(NoTls))
-        .await
-        .map_err(|_| ListenError::Timeout)?
-        .map_err(ListenError::Connect)?;
+    let (listening, connection) = connect(pg).await?;
     let (mut inbox, driver) = inbox::drive(connection, metrics.clone());
     let _driver = AbortOnDrop(driver);
-    within(client.batch_execute(&format!("listen {CHANNEL}"))).await?;
+    within(listening.batch_execute(&format!("listen {CHANNEL}"))).await?;
+    let (client, connection) = connect(&for_reads(pg)).await?;
+    let mut reads = AbortOnDrop(tokio::spawn(connection));
     let mut reader = Reader {
         statement: within(events::prepare(&client)).await?,
         poll: within(client.prepare(events::POLL)).await?,
@@ -157,6 +164,8 @@ async fn session(
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut dropped = tokio::time::interval(DROPPED_POLL_INTERVAL);
     dropped.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let pulse = pulse(&listening, inbox.heard());
+    tokio::pin!(pulse);
     loop {
         tokio::select! {
             message = inbox.recv() => match message {
@@ -164,6 +173,11 @@ async fn session(
                 Some(Err(err)) => return Err(err.into()),
                 None => return Err(ListenError::Closed),
             },
+            err = &mut pulse => return Err(err),
+            ended = &mut reads.0 => return Err(match ended {
+                Ok(Err(err)) => ListenError::Reads(err),
+                _ => ListenError::Closed,
+            }),
             _ = poll.tick() => reader.poll(&inbox).await?,
             _ = dropped.tick() => {
                 if inbox.take_dropped() {
@@ -347,6 +361,60 @@ impl Reader<'_> {
     }
 }
 
+/// Opens a connection. tokio-postgres's connect_timeout covers the TCP connect only: a peer that
+/// accepts the connection and never answers the startup handshake (a frozen proxy or pooler)
+/// would hold the listener for ever.
+async fn connect(
+    pg: &tokio_postgres::Config,
+) -> Result<(Client, Connection<Socket, NoTlsStream>), ListenError> {
+    timeout(LISTENER_DEADLINE, pg.connect(NoTls))
+        .await
+        .map_err(|_| ListenError::Timeout)?
+        .map_err(ListenError::Connect)
+}
+
+/// The settings of the connection that reads the table: the listening one's, named apart in
+/// `pg_stat_activity`.
+fn for_reads(pg: &tokio_postgres::Config) -> tokio_postgres::Config {
+    let mut pg = pg.clone();
+    let name = format!(
+        "{} reads",
+        pg.get_application_name().unwrap_or("pgsse listener")
+    );
+    pg.application_name(&name);
+    pg
+}
+
+/// Pings the listening connection every [`POLL_INTERVAL`], and returns once it has not been heard
+/// from for [`LISTENER_DEADLINE`]: no answer to the ping, and no notification either. A connection
+/// busy sending notifications answers late, but is alive.
+async fn pulse(client: &Client, heard: inbox::Heard) -> ListenError {
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let asked = Instant::now();
+        let ping = client.batch_execute("");
+        tokio::pin!(ping);
+        loop {
+            let silent_until = asked.max(heard.last()) + LISTENER_DEADLINE;
+            tokio::select! {
+                // An answer that has come counts, however long the gateway took to look.
+                biased;
+                answer = &mut ping => match answer {
+                    Ok(()) => break,
+                    Err(err) => return err.into(),
+                },
+                () = tokio::time::sleep_until(silent_until) => {
+                    if asked.max(heard.last()) + LISTENER_DEADLINE <= Instant::now() {
+                        return ListenError::Timeout;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The key `pgsse.emit` signs notifications with.
 async fn read_key(client: &Client) -> Result<NotifyKey, ListenError> {
     let row = within(client.query_opt("select key from pgsse.notify_key", &[])).await?;
@@ -357,16 +425,16 @@ async fn read_key(client: &Client) -> Result<NotifyKey, ListenError> {
 async fn within<T>(
     query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, ListenError> {
-    match timeout(QUERY_TIMEOUT, query).await {
+    match timeout(LISTENER_DEADLINE, query).await {
         Ok(result) => Ok(result?),
         Err(_) => Err(ListenError::Timeout),
     }
 }
 
-/// Aborts a task when dropped, so a session's driver never outlives it.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts a task when dropped, so a session's connections never outlive it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

@@ -137,6 +137,71 @@ async fn a_half_open_listener_connection_is_detected_and_replaced() {
     assert!(metric(&app, "listener_reconnects_total").await >= 1.0);
 }
 
+/// A PostgreSQL backend stopped with SIGSTOP (its socket stays open and says nothing, as a
+/// frozen network path), continued when dropped.
+struct Stopped(i32);
+
+impl Stopped {
+    fn signal(pid: i32, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    fn new(pid: i32) -> Stopped {
+        Stopped::signal(pid, "-STOP");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        Stopped::signal(self.0, "-CONT");
+    }
+}
+
+#[tokio::test]
+async fn a_frozen_listening_connection_is_replaced_while_the_table_still_delivers() {
+    let app = spawn_app().await;
+    let mut client = Recorder::connect(app.addr, STREAM, Some(0)).await;
+    let sql = app.sql().await;
+    insert_board(&sql, "alice", "before").await;
+    client.read(1).await;
+
+    // Only the connection that LISTENs goes silent; the one that reads the table still works.
+    let pid: i32 = sql
+        .one(
+            "select pid from pg_stat_activity \
+             where application_name = 'pgsse listener' and datname = current_database()",
+            &[],
+        )
+        .await
+        .get(0);
+    let _stopped = Stopped::new(pid);
+    for i in 0..3 {
+        insert_board(&sql, "alice", &format!("during {i}")).await;
+    }
+    client.read(3).await;
+    // The listener notices that its listening connection said nothing, and replaces it.
+    let replaced = async {
+        while metric(&app, "listener_reconnects_total").await < 1.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, replaced)
+        .await
+        .expect("the frozen listening connection is replaced");
+    wait_ready_is(&app, 200).await;
+    insert_board(&sql, "alice", "after").await;
+    client.read(1).await;
+    let through = newest_event(&sql).await;
+    check(&sql, &client, 0, through)
+        .await
+        .assert_clean("client");
+}
+
 #[tokio::test]
 async fn a_listener_reconnecting_through_a_frozen_proxy_gives_up_on_the_handshake_and_retries() {
     let (app, proxy) = spawn_app_through_proxy().await;

@@ -286,6 +286,62 @@ async fn a_flood_of_forged_notifications_hides_no_event_and_does_not_fill_the_ga
 }
 
 #[tokio::test]
+async fn a_real_event_does_not_wait_behind_a_flood_of_forged_notifications() {
+    let url = fresh_database(pg::shared()).await;
+    let (_gateway, addr) = spawn_gateway_process(&url).await;
+    let sql = connect(&url).await;
+    insert_board(&sql, "alice", "before").await;
+    let start = newest_event(&sql).await;
+    let mut live = Recorder::connect(addr, STREAM, Some(start)).await;
+    let mallory = role_name(&url, "mallory");
+    sql.exec(&format!("create role {mallory} login")).await;
+    let forger = connect(&as_role(&url, &mallory)).await;
+    let received_before = metric_at(addr, "notifications_received_total").await;
+
+    // 400,000 small notifications, all different, every tenth shaped like a signed one; the
+    // gateway takes a while to read them all. Then a real event, whose notification PostgreSQL
+    // sends after all of them.
+    const FLOOD: usize = 400_000;
+    forger
+        .exec(&format!(
+            "select count(pg_notify('pgsse', \
+               format('{{\"id\" : %s, \"kind\" : \"newBoard\", \"data\" : {{}}%s}}', i, \
+                      case when i % 10 = 1 then ', \"sig\" : \"' || repeat('0', 64) || '\"' else '' end))) \
+               from generate_series(1, {FLOOD}) as i"
+        ))
+        .await;
+    insert_board(&sql, "alice", "during").await;
+    let through = newest_event(&sql).await;
+    live.read_through(through).await;
+    // The event came from the table while the flood sent before it was still being read.
+    let received = metric_at(addr, "notifications_received_total").await - received_before;
+    println!("the event arrived when {received} of {FLOOD} forged notifications had been read");
+    assert!(
+        received < FLOOD as f64,
+        "the real event reached its client only after the gateway had read {received} of the \
+         {FLOOD} forged notifications sent before it"
+    );
+    let read_all = async {
+        while metric_at(addr, "notifications_received_total").await - received_before
+            < (FLOOD + 1) as f64
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let reading = tokio::time::Instant::now();
+    timeout(WAIT, read_all)
+        .await
+        .expect("every notification is received");
+    println!("the rest of the flood took {:?} to read", reading.elapsed());
+    // The listener kept its connection while it was busy reading, and missed nothing.
+    assert_eq!(metric_at(addr, "listener_reconnects_total").await, 0.0);
+    check(&sql, &live, start, through)
+        .await
+        .assert_clean("the live stream");
+    assert_eq!(metric_at(addr, "hub_last_event_id").await, through as f64);
+}
+
+#[tokio::test]
 async fn an_application_role_with_the_documented_grants_makes_events_but_cannot_touch_the_log() {
     // The gateway's role owns its database (and so schema pgsse); it is not a superuser.
     let cluster = pg::shared();

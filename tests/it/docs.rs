@@ -199,3 +199,42 @@ fn anchors_follow_githubs_rules_for_headings() {
     ];
     assert_eq!(found, expected.iter().map(|a| a.to_string()).collect());
 }
+
+#[test]
+fn the_readmes_map_links_every_page_of_docs() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let linked = links(&readme);
+    let docs = root().join("docs");
+    let unlinked: Vec<String> = pages()
+        .iter()
+        .filter(|page| page.starts_with(&docs))
+        .map(|page| format!("docs/{}", page.file_name().unwrap().to_str().unwrap()))
+        .filter(|page| {
+            !linked
+                .iter()
+                .any(|target| target.split('#').next() == Some(page))
+        })
+        .collect();
+    assert!(unlinked.is_empty(), "not on README.md's map: {unlinked:?}");
+}
+
+#[test]
+fn the_architecture_codemap_links_every_module_of_the_crate() {
+    let lib = include_str!("../../src/lib.rs");
+    let map = include_str!("../../docs/ARCHITECTURE.md");
+    let modules: Vec<&str> = lib
+        .lines()
+        .filter_map(|line| line.strip_prefix("pub mod ")?.strip_suffix(';'))
+        .collect();
+    assert!(modules.len() > 10, "{modules:?}");
+    let missing: Vec<&&str> = modules
+        .iter()
+        .filter(|m| {
+            !map.contains(&format!("(../src/{m}.rs)")) && !map.contains(&format!("(../src/{m})"))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in docs/ARCHITECTURE.md's codemap: {missing:?}"
+    );
+}

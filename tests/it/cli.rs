@@ -47,14 +47,12 @@ fn help_lists_every_setting_with_its_flag_wrapped_to_100_columns() {
 }
 
 #[test]
-fn the_readmes_configuration_table_has_every_setting() {
-    let readme = include_str!("../../README.md");
-    let table = readme.split("## Configuration").nth(1).unwrap();
-    let table = table.split("\n## ").next().unwrap();
+fn the_configuration_page_has_every_setting() {
+    let page = include_str!("../../docs/configuration.md");
     for (env, _) in settings() {
         assert!(
-            table.contains(&format!("`{env}`")),
-            "{env} is not in the README's table"
+            page.contains(&format!("`{env}`")),
+            "{env} is not in docs/configuration.md's table"
         );
     }
 }

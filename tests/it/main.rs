@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod cors;
 mod delivery;
+mod docs;
 mod edge;
 mod events;
 mod feed;

@@ -12,11 +12,11 @@ use crate::support::{
 };
 
 #[test]
-fn the_readme_shows_the_recipe_as_the_file_has_it() {
-    let readme = include_str!("../../README.md");
+fn the_deploying_page_shows_the_recipe_as_the_file_has_it() {
+    let page = include_str!("../../docs/deploying.md");
     assert!(
-        readme.contains(&format!("```nginx\n{RECIPE}```")),
-        "README.md's copy of deploy/nginx.conf differs from the file"
+        page.contains(&format!("```nginx\n{RECIPE}```")),
+        "docs/deploying.md's copy of deploy/nginx.conf differs from the file"
     );
 }
 

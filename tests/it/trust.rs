@@ -425,11 +425,11 @@ async fn an_application_role_with_the_documented_grants_makes_events_but_cannot_
 }
 
 #[test]
-fn the_readme_shows_the_grants_as_the_sql_file_has_them() {
-    let readme = include_str!("../../README.md");
+fn the_sql_page_shows_the_grants_as_the_sql_file_has_them() {
+    let page = include_str!("../../docs/sql.md");
     let grants = include_str!("../../sql/grant_application_role.sql");
     assert!(
-        readme.contains(&format!("```sql\n{grants}```")),
-        "README.md's copy of sql/grant_application_role.sql differs from the file"
+        page.contains(&format!("```sql\n{grants}```")),
+        "docs/sql.md's copy of sql/grant_application_role.sql differs from the file"
     );
 }

@@ -1,4 +1,4 @@
-//! The results: one Markdown table (pasteable into the README) with notes under it, and JSON.
+//! The results: one Markdown table (pasteable into docs/benchmark.md), notes under it, and JSON.
 
 use std::fmt::Write;
 use std::path::Path;

@@ -51,16 +51,18 @@ endif
 build:
 	cargo build
 
+# The workspace is the gateway and its load generator, pgsse-bench (bench/); `build` and `run`
+# act on the gateway only.
 test: postgres-installed browser-installed nginx-installed
-	cargo test --all-targets -- --test-threads 4
+	cargo test --workspace --all-targets -- --test-threads 4
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 # The benchmark runs a release gateway on its own port against the database $(BENCH_DB) of the
 # private cluster, dropped and created anew on every run (DATABASE_URL is not used: the run drops
-# its database). BENCH_ARGS go to pgsse-bench (`target/release/pgsse-bench --help`), e.g.
+# its database). BENCH_ARGS go to pgsse-bench (bench/; `target/release/pgsse-bench --help`), e.g.
 # BENCH_ARGS="--cases 1000x100 --seconds 30". The gateway gets the hard open-file limit, a
 # broadcast buffer of BENCH_BROADCAST events and room for BENCH_MAX_STREAMS streams (over HTTP/2
 # they need no connection each); its log goes to target/bench/gateway.log.
@@ -72,7 +74,7 @@ BENCH_ARGS ?=
 BENCH_URL = postgres://postgres@127.0.0.1:$(PGPORT)/$(BENCH_DB)
 
 bench: db
-	cargo build --release --bins
+	cargo build --release --workspace --bins
 	@$(MAKE) --no-print-directory bench-run
 
 # One run of pgsse-bench against the gateway binary BENCH_GATEWAY; results in
@@ -96,14 +98,16 @@ bench-run:
 # Compares the gateway at commit BASE with the working tree's. Whole runs on a shared machine
 # differ more than most changes do, so the two take turns: base, current, base, current, each
 # against a fresh database and with the working tree's load generator. BASE is built from
-# `git archive` under target/bench/base (the first build takes minutes). BENCH_ARGS as for bench;
-# by default the three load cases that show latency. A run that fails does not stop the others;
-# the target fails at the end.
+# `git archive` under target/bench/base (the first build takes minutes): only its gateway, so a
+# BASE from before the workspace (its load generator in src/bin/) builds as well as a later one;
+# the workspace excludes target/, so that checkout is a package of its own. BENCH_ARGS as for
+# bench; by default the three load cases that show latency. A run that fails does not stop the
+# others; the target fails at the end.
 BASE ?= HEAD
 COMPARE_ARGS ?= --cases 1x500,1000x100,10000x10
 
 bench-compare: db
-	cargo build --release --bins
+	cargo build --release --workspace --bins
 	rm -rf target/bench/base-src && mkdir -p target/bench/base-src
 	git archive "$(BASE)" | tar -x -C target/bench/base-src
 	cd target/bench/base-src && \

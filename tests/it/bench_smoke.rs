@@ -3,6 +3,9 @@
 //! reaches every client once, in order), from the table it prints and the JSON it writes;
 //! figures belong to `make bench`.
 
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
 use serde_json::Value;
 use tokio::process::Command;
 use tokio::time::timeout;
@@ -12,9 +15,41 @@ use crate::support::{spawn_app, WAIT};
 
 /// `pgsse-bench` with `args`, killed if the test ends first.
 fn bench(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pgsse-bench"));
+    let mut command = Command::new(bench_binary());
     command.args(args).kill_on_drop(true);
     command
+}
+
+/// The `pgsse-bench` binary, built on first use by the Cargo that built these tests, in their
+/// profile. It is a package of its own in the workspace (`bench/`), and Cargo builds another
+/// package's binaries for a test only when asked (`CARGO_BIN_EXE_*` names only the gateway's).
+/// When `make test` has built the workspace already, the build finds nothing to do.
+fn bench_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let mut build = std::process::Command::new(env!("CARGO"));
+        build.args(["build", "--package", "pgsse-bench", "--bin", "pgsse-bench"]);
+        build.args([
+            "--message-format",
+            "json-render-diagnostics",
+            "--manifest-path",
+        ]);
+        build.arg(manifest);
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        let out = build.output().expect("cargo runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "cannot build pgsse-bench:\n{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let binary = stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|message| message["target"]["name"] == "pgsse-bench")
+            .find_map(|message| message["executable"].as_str().map(PathBuf::from));
+        binary.unwrap_or_else(|| panic!("cargo built no pgsse-bench binary:\n{stdout}"))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

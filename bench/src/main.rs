@@ -2,7 +2,8 @@
 //!
 //! `make bench` starts a private PostgreSQL and a release gateway, then runs this with the
 //! gateway's address, database and pid. Results go to stdout as a Markdown table and to a JSON
-//! file. It is not part of the gateway: it uses the library only for the open-file limit and the
+//! file. It is not part of the gateway but a package of its own in the workspace (`bench/`), with
+//! its own dependencies: it uses the gateway's library only for the open-file limit and the
 //! listener's channel.
 //!
 //! - [`args`]: the flags, parsed by clap; [`case`]: the cases `--cases` lists.

@@ -23,8 +23,8 @@
 //! - [`auth`]: access tokens (HS256, and an identity provider's keys from a JWKS, kept fresh by
 //!   `auth::jwks`); [`registry`]: the connected streams, who is on each, the stream cap and the
 //!   per-user stream limit.
-//! - [`db`]: the connection pool, and migrations retried until the database is there (the gateway
-//!   serves before it is); [`backoff`]: the retry delays; [`config`]: flags and variables;
+//! - [`db`]: the connection pool, the one way to query it under a deadline (`db::query_within`),
+//!   and migrations retried until the database is there (the gateway serves before it is); [`backoff`]: the retry delays; [`config`]: flags and variables;
 //!   [`metrics`]: each metric defined once (prometheus-client); [`retention`]: prunes old
 //!   events on a timer; [`supervisor`]: starts a task that panicked again, and counts it;
 //!   [`shutdown`]: the stop protocol; [`gate`]: a future polled only after it

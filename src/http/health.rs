@@ -9,7 +9,9 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use super::{with_state, State};
+use crate::db::{self, QueryError};
 use crate::metrics::{DatabaseFigures, Format, Snapshot};
+use crate::store::events;
 
 pub fn routes(
     state: Arc<State>,
@@ -134,20 +136,14 @@ async fn metrics(accept: Option<String>, state: Arc<State>) -> impl Reply {
 /// How long a scrape waits for the database figures before answering without them.
 const FIGURES_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn database_figures(state: &State) -> Result<DatabaseFigures, String> {
-    let read = async {
-        let client = state.pool.get().await.map_err(|e| e.to_string())?;
-        client
-            .query_one(include_str!("../../sql/metrics.sql"), &[])
-            .await
-            .map_err(|e| e.to_string())
-    };
-    let row = tokio::time::timeout(FIGURES_TIMEOUT, read)
-        .await
-        .map_err(|_| format!("no answer within {FIGURES_TIMEOUT:?}"))??;
+async fn database_figures(state: &State) -> Result<DatabaseFigures, QueryError> {
+    let figures = db::query_within(&state.pool, FIGURES_TIMEOUT, async |client| {
+        events::figures(client).await
+    })
+    .await?;
     Ok(DatabaseFigures {
-        queue_usage: row.get("queue_usage"),
-        rows_estimate: row.get("rows_estimate"),
-        bytes_estimate: row.get("bytes_estimate"),
+        queue_usage: figures.queue_usage,
+        rows_estimate: figures.rows_estimate,
+        bytes_estimate: figures.bytes_estimate,
     })
 }

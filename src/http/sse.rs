@@ -22,6 +22,7 @@ use super::filter;
 use super::params::{self, Query};
 use super::{with_state, State};
 use crate::auth::Claims;
+use crate::db;
 use crate::registry::{Claim, Full};
 use crate::store::events;
 use crate::stream::{ClientStream, EventFilter, Opening};
@@ -309,15 +310,10 @@ fn stream_name(query: &Query, name: &'static str) -> Result<Option<String>, ApiE
 /// An id beyond the newest event (from another database, say) starts the client live rather
 /// than making it wait until ids pass it.
 async fn not_after_newest(state: &State, id: i64) -> i64 {
-    let read = async {
-        let client = state.pool.get().await.map_err(|e| e.to_string())?;
-        events::position(&client, Duration::ZERO)
-            .await
-            .map_err(|e| e.to_string())
-    };
-    let read = tokio::time::timeout(NEWEST_TIMEOUT, read)
-        .await
-        .unwrap_or_else(|_| Err(format!("no answer within {NEWEST_TIMEOUT:?}")));
+    let read = db::query_within(&state.pool, NEWEST_TIMEOUT, async |client| {
+        events::position(client, Duration::ZERO).await
+    })
+    .await;
     match read {
         Ok(log) => id.min(log.last_id.max(log.pruned_through)),
         Err(err) if state.hub.is_started() => {

@@ -8,7 +8,7 @@ use serde_json::json;
 use warp::sse::Event;
 
 use super::{ClientStream, Settings, Step, REPLAY_PAGE, REPLAY_RETRY};
-use crate::db;
+use crate::db::{self, QueryError};
 use crate::event::Frame;
 use crate::metrics::ReadBy;
 use crate::store::events;
@@ -83,7 +83,7 @@ impl ClientStream {
     }
 
     /// Keeps the stream open while the database is away, and tries again shortly.
-    async fn replay_failed(&mut self, err: String) -> Step {
+    async fn replay_failed(&mut self, err: QueryError) -> Step {
         log::warn!(
             "cannot replay history after event {}: {err}; retrying",
             self.cursor
@@ -100,21 +100,13 @@ impl ClientStream {
 }
 
 /// A page of events after `after` from the event table, and how far the table was pruned.
-async fn read_table(settings: &Settings, after: i64) -> Result<(Vec<Arc<Frame>>, i64), String> {
+async fn read_table(settings: &Settings, after: i64) -> Result<(Vec<Arc<Frame>>, i64), QueryError> {
     let started = Instant::now();
-    let read = async {
-        let client = settings.pool.get().await.map_err(|e| e.to_string())?;
-        let statement = client
-            .prepare_cached(events::EVENTS_AFTER)
-            .await
-            .map_err(|e| e.to_string())?;
-        events::after(&client, &statement, after, REPLAY_PAGE as i64)
-            .await
-            .map_err(|e| e.to_string())
-    };
-    let page = tokio::time::timeout(db::QUERY_TIMEOUT, read)
-        .await
-        .map_err(|_| format!("no answer within {:?}", db::QUERY_TIMEOUT))??;
+    let page = db::query_within(&settings.pool, db::POOL_TIMEOUT, async |client| {
+        let statement = client.prepare_cached(events::EVENTS_AFTER).await?;
+        events::after(client, &statement, after, REPLAY_PAGE as i64).await
+    })
+    .await?;
     let took = started.elapsed();
     settings
         .metrics

@@ -44,8 +44,8 @@ pub fn refused_on_reserve(
             if !reserve {
                 return Err(warp::reject::not_found());
             }
-            state.metrics.streams_refused.inc();
-            let max = state.metrics.connections_max.get();
+            state.metrics().streams_refused.inc();
+            let max = state.metrics().connections_max.get();
             log::debug!("stream request refused: {max} connections open (MAX_CONNECTIONS)");
             Ok(ApiError::Full {
                 message: format!(
@@ -137,7 +137,7 @@ async fn open(
     // A probe's HEAD is answered as the GET would be, refused where the GET would be, without
     // opening a stream.
     if method == Method::HEAD {
-        return match state.registry.room() {
+        return match state.registry().room() {
             Ok(()) => sse_response(futures_util::stream::empty(), keepalive),
             Err(full) => refused(&state, full).into_response(),
         };
@@ -214,11 +214,11 @@ fn check(
 /// Opens the stream of a checked request, unless `MAX_STREAMS` are open.
 async fn start(request: StreamRequest, state: &State) -> Result<ClientStream, ApiError> {
     let last_event_id = match request.last_event_id {
-        Some(id) if id > state.hub.position().last_id => Some(not_after_newest(state, id).await),
+        Some(id) if id > state.hub().position().last_id => Some(not_after_newest(state, id).await),
         other => other,
     };
     let registration = state
-        .registry
+        .registry()
         .register(request.claim, request.filter.describe())
         .map_err(|full| refused(state, full))?;
     let opening = Opening {
@@ -234,7 +234,7 @@ async fn start(request: StreamRequest, state: &State) -> Result<ClientStream, Ap
 
 /// A stream request refused because `MAX_STREAMS` are open.
 fn refused(state: &State, full: Full) -> ApiError {
-    state.metrics.streams_refused.inc();
+    state.metrics().streams_refused.inc();
     ApiError::Full {
         message: format!(
             "the gateway is serving its maximum of {} streams (MAX_STREAMS); try again in \
@@ -310,15 +310,15 @@ fn stream_name(query: &Query, name: &'static str) -> Result<Option<String>, ApiE
 /// An id beyond the newest event (from another database, say) starts the client live rather
 /// than making it wait until ids pass it.
 async fn not_after_newest(state: &State, id: i64) -> i64 {
-    let read = db::query_within(&state.pool, NEWEST_TIMEOUT, async |client| {
+    let read = db::query_within(state.pool(), NEWEST_TIMEOUT, async |client| {
         events::position(client, Duration::ZERO).await
     })
     .await;
     match read {
         Ok(log) => id.min(log.last_id.max(log.pruned_through)),
-        Err(err) if state.hub.is_started() => {
+        Err(err) if state.hub().is_started() => {
             log::warn!("cannot check resume id {id} against the event log ({err}); starting live");
-            state.hub.position().last_id
+            state.hub().position().last_id
         }
         // The database has not been reached yet; the stream waits for it and resumes from `id`.
         Err(_) => id,

@@ -35,7 +35,7 @@ use crate::event::Frame;
 use crate::gate::Gated;
 use crate::hub::{Hub, Live};
 use crate::metrics::Metrics;
-use crate::registry::{self, Entry, Registration};
+use crate::registry::{self, Entry, Registration, Registry};
 use crate::shutdown::Shutdown;
 
 /// How long a browser waits before reconnecting, sent first on every stream.
@@ -54,6 +54,8 @@ pub struct Settings {
     /// For history older than the ring.
     pub pool: Pool,
     pub metrics: Arc<Metrics>,
+    /// The connected streams: each stream registers there, and leaves when it ends.
+    pub registry: Arc<Registry>,
     /// Quiet time after which a stream gets a keep-alive comment (warp's keep-alive), and after
     /// which a filtered stream is told the position it has passed over to.
     pub keepalive: Duration,
@@ -498,6 +500,7 @@ mod tests {
             pool: db::pool(&config),
             hub,
             metrics: Arc::new(Metrics::default()),
+            registry: Arc::new(Registry::new(10, 10)),
             keepalive: Duration::from_secs(60),
             slow_client,
             shutdown,

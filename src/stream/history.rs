@@ -1,8 +1,9 @@
 //! History: what a stream reads before it follows live frames, a page at a time, from the ring
-//! or the table, with a `resync` for what was pruned.
+//! or the table, with a `resync` for what was pruned; and, for a stream that resumes, where the
+//! event log ends. The only reads of the log a stream makes are here.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use warp::sse::Event;
@@ -114,3 +115,27 @@ async fn read_table(settings: &Settings, after: i64) -> Result<(Vec<Arc<Frame>>,
     let frames = page.frames.into_iter().map(Arc::new).collect();
     Ok((frames, page.pruned_through))
 }
+
+/// Where a stream resuming after `id` starts. An id beyond the newest event (from another
+/// database, say) starts the client live rather than making it wait until ids pass it.
+pub(super) async fn resume_after(settings: &Settings, id: i64) -> i64 {
+    if id <= settings.hub.position().last_id {
+        return id;
+    }
+    let read = db::query_within(&settings.pool, NEWEST_TIMEOUT, async |client| {
+        events::position(client, Duration::ZERO).await
+    })
+    .await;
+    match read {
+        Ok(log) => id.min(log.last_id.max(log.pruned_through)),
+        Err(err) if settings.hub.is_started() => {
+            log::warn!("cannot check resume id {id} against the event log ({err}); starting live");
+            settings.hub.position().last_id
+        }
+        // The database has not been reached yet; the stream waits for it and resumes from `id`.
+        Err(_) => id,
+    }
+}
+
+/// How long a stream request waits for the event log's newest id before it decides without it.
+const NEWEST_TIMEOUT: Duration = Duration::from_secs(2);

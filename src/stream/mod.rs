@@ -15,6 +15,7 @@
 
 mod filter;
 mod history;
+mod open;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -31,6 +32,7 @@ use tokio::time::{Instant, Sleep};
 use warp::sse::Event;
 
 pub use self::filter::EventFilter;
+pub use self::open::{open, room, Refused, Request};
 use crate::event::Frame;
 use crate::gate::Gated;
 use crate::hub::{Hub, Live};

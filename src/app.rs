@@ -88,20 +88,17 @@ impl App {
         ));
         let metrics = Arc::new(Metrics::default());
         let streams = Arc::new(stream::Settings {
-            hub: hub.clone(),
-            pool: pool.clone(),
-            metrics: metrics.clone(),
+            hub,
+            pool,
+            metrics,
+            registry: Arc::new(Registry::new(config.max_streams_per_user, max_streams)),
             keepalive: config.keepalive,
             slow_client: config.slow_client,
             shutdown,
         });
         let state = Arc::new(State {
-            pool,
-            hub,
-            metrics,
             streams,
             auth: Verifier::from_config(&config),
-            registry: Arc::new(Registry::new(config.max_streams_per_user, max_streams)),
             demo_tokens: config.demo_tokens,
             secure_cookie: tls.is_some(),
             body_timeout: config.body_read_timeout,
@@ -207,22 +204,22 @@ async fn with_database(
     [migrating, listening, pruning, releasing]: [Shutdown; 4],
 ) {
     log::info!("migrating {}", db::describe(&database));
-    if !db::migrate_until_done(&database, &state.metrics, migrating).await {
+    if !db::migrate_until_done(&database, state.metrics(), migrating).await {
         return;
     }
     state.migrated.store(true, Ordering::Release);
     tokio::join!(
         listener::run(
             db::for_listener(database),
-            state.hub.clone(),
-            state.metrics.clone(),
+            state.hub().clone(),
+            state.metrics().clone(),
             listening,
         ),
-        supervisor::restart_on_panic("pruner", &state.metrics, || {
-            retention::run(state.pool.clone(), retention.clone(), pruning.clone())
+        supervisor::restart_on_panic("pruner", state.metrics(), || {
+            retention::run(state.pool().clone(), retention.clone(), pruning.clone())
         }),
-        supervisor::restart_on_panic("release timer", &state.metrics, || {
-            state.hub.release_held(releasing.clone())
+        supervisor::restart_on_panic("release timer", state.metrics(), || {
+            state.hub().release_held(releasing.clone())
         }),
     );
 }

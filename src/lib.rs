@@ -13,18 +13,23 @@
 //! - [`hub`]: the in-memory fan-out (a broadcast of frames serialised once) and a ring of recent
 //!   frames for replays, bounded in frames and in bytes.
 //! - [`event`]: events as the database records them, and the frames made of them.
-//! - [`stream`]: the stream engine: one client's cursor over the log, from history to live
-//!   frames, as warp SSE events (its own [`stream::Settings`]; no HTTP in it).
-//! - [`http`]: the routes: the stream request (`http::sse`, answered with warp's SSE reply of a
-//!   stream), the REST API, health and pages.
+//! - [`stream`]: the stream engine: opening a stream (`stream::open`: the resume id checked
+//!   against the log, the registration, the start), then one client's cursor over the log
+//!   (`stream::cursor`, its named phases in `stream::phase`), from history (`stream::history`,
+//!   its only reads of the log) to live frames, written as warp SSE events (`stream::render`).
+//!   Its [`stream::Settings`] hold the hub, the pool, the metrics and the registry for the whole
+//!   gateway; no HTTP in it.
+//! - [`http`]: the routes: the stream request (`http::sse`: its query, one derived type, read
+//!   into a `stream::Request`, answered with warp's SSE reply of the stream or a JSON error), the
+//!   REST API, health and pages.
 //! - [`server`]: the transport: accepting connections (`MAX_CONNECTIONS` and its reserve),
 //!   HTTP/1.1 or HTTP/2 through hyper, the timeouts, and the shutdown grace.
 //! - [`store`]: the SQL queries, one module per table; the SQL itself lives in `sql/`.
 //! - [`auth`]: access tokens (HS256, and an identity provider's keys from a JWKS, kept fresh by
 //!   `auth::jwks`); [`registry`]: the connected streams, who is on each, the stream cap and the
 //!   per-user stream limit.
-//! - [`db`]: the connection pool, and migrations retried until the database is there (the gateway
-//!   serves before it is); [`backoff`]: the retry delays; [`config`]: flags and variables;
+//! - [`db`]: the connection pool, the one way to query it under a deadline (`db::query_within`),
+//!   and migrations retried until the database is there (the gateway serves before it is); [`backoff`]: the retry delays; [`config`]: flags and variables;
 //!   [`metrics`]: each metric defined once (prometheus-client); [`retention`]: prunes old
 //!   events on a timer; [`supervisor`]: starts a task that panicked again, and counts it;
 //!   [`shutdown`]: the stop protocol; [`gate`]: a future polled only after it

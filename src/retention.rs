@@ -31,15 +31,10 @@ pub async fn run(pool: Pool, retention: Arc<Retention>, mut shutdown: Shutdown) 
 }
 
 async fn prune(pool: &Pool, retention: &Retention) {
-    let result = async {
-        let client = pool.get().await.map_err(|e| e.to_string())?;
-        events::prune(&client, retention.max_age, retention.max_events)
-            .await
-            .map_err(|e| e.to_string())
-    };
-    let result = tokio::time::timeout(db::QUERY_TIMEOUT, result)
-        .await
-        .unwrap_or_else(|_| Err(format!("no answer within {:?}", db::QUERY_TIMEOUT)));
+    let result = db::query_within(pool, db::POOL_TIMEOUT, async |client| {
+        events::prune(client, retention.max_age, retention.max_events).await
+    })
+    .await;
     match result {
         Ok(0) => {}
         Ok(deleted) => log::info!(

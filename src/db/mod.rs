@@ -7,8 +7,10 @@
 //! with backoff until the database is there (`/readyz` says why it waits meanwhile).
 
 mod hint;
+mod query;
 
 pub use hint::explain;
+pub use query::{query_within, QueryError};
 
 use std::time::Duration;
 
@@ -24,8 +26,9 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-/// How long background work (replays, pruning) waits on the database before giving up.
-pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the pool waits for a connection (and to make one), and how long background work on a
+/// pooled connection (a replay, a prune) waits on the database before giving up.
+pub const POOL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting may take, the startup handshake included (tokio-postgres's own
 /// connect_timeout covers only the TCP connect).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,8 +63,8 @@ pub fn pool(config: &Config) -> Pool {
     );
     Pool::builder(manager)
         .max_size(config.pool_size)
-        .wait_timeout(Some(QUERY_TIMEOUT))
-        .create_timeout(Some(QUERY_TIMEOUT))
+        .wait_timeout(Some(POOL_TIMEOUT))
+        .create_timeout(Some(POOL_TIMEOUT))
         .recycle_timeout(Some(Duration::from_secs(2)))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()

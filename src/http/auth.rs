@@ -27,6 +27,14 @@ pub const COOKIE: &str = "pgsse_token";
 pub fn token(
     state: &State,
 ) -> impl Filter<Extract = (Result<Option<String>, ApiError>,), Error = Rejection> + Clone {
+    token_and_query(state).map(|token, _query: Query| token)
+}
+
+/// [`token`], and the query string it may have come from, for a route that reads its query too:
+/// the query is parsed once.
+pub fn token_and_query(
+    state: &State,
+) -> impl Filter<Extract = (Result<Option<String>, ApiError>, Query), Error = Rejection> + Clone {
     let cors = state.cors.clone();
     warp::method()
         .and(warp::header::headers_cloned())
@@ -35,18 +43,31 @@ pub fn token(
         .map(
             move |method: Method, headers: HeaderMap, host: Option<_>, query: Query| {
                 let authority: Option<warp::host::Authority> = host;
-                let authorization = single_header(&headers, "Authorization")?;
-                let cookie = cookie(&headers, COOKIE);
-                let token = choose_token(authorization, cookie.as_deref(), &query);
-                // The cookie is the credential only when no header is given.
-                let by_cookie = authorization.is_none() && cookie.is_some();
-                if by_cookie && matches!(method, Method::POST | Method::DELETE) {
-                    let host = authority.as_ref().map(|a| a.as_str());
-                    trusted_origin(&headers, host, &cors)?;
-                }
-                Ok(token)
+                let host = authority.as_ref().map(|a| a.as_str());
+                let token = token_of(&method, &headers, host, &query, &cors);
+                (token, query)
             },
         )
+        .untuple_one()
+}
+
+/// See [`token`].
+fn token_of(
+    method: &Method,
+    headers: &HeaderMap,
+    host: Option<&str>,
+    query: &Query,
+    cors: &CorsOrigins,
+) -> Result<Option<String>, ApiError> {
+    let authorization = single_header(headers, "Authorization")?;
+    let cookie = cookie(headers, COOKIE);
+    let token = choose_token(authorization, cookie.as_deref(), query);
+    // The cookie is the credential only when no header is given.
+    let by_cookie = authorization.is_none() && cookie.is_some();
+    if by_cookie && matches!(*method, Method::POST | Method::DELETE) {
+        trusted_origin(headers, host, cors)?;
+    }
+    Ok(token)
 }
 
 /// The value of a header that may appear once: `None` when absent, a `400` naming it when it

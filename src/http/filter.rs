@@ -5,7 +5,6 @@
 //! filtered.
 
 use super::error::ApiError;
-use super::params::{self, Query};
 use crate::stream::EventFilter;
 
 /// The gateway's own event kinds.
@@ -17,15 +16,15 @@ pub const MAX_EVENT_NAMES: usize = 64;
 /// The longest custom kind, as `pgsse.publish` takes them.
 const MAX_NAME_LEN: usize = 64;
 
-/// Reads `events` and `board_id` from a query string. An empty value means no filter.
-pub fn from_query(query: &Query) -> Result<EventFilter, ApiError> {
-    let kinds = match params::get(query, "events").map(str::trim) {
+/// Reads the values of `events` and `board_id`, if given. An empty value means no filter.
+pub fn parse(events: Option<&str>, board_id: Option<&str>) -> Result<EventFilter, ApiError> {
+    let kinds = match events.map(str::trim) {
         None | Some("") => None,
         Some(list) => Some(kinds(list)?),
     };
-    let board_id = match params::get(query, "board_id").map(str::trim) {
+    let board_id = match board_id.map(str::trim) {
         None | Some("") => None,
-        Some(value) => Some(board_id(value)?),
+        Some(value) => Some(self::board_id(value)?),
     };
     Ok(EventFilter::new(kinds, board_id))
 }
@@ -85,35 +84,33 @@ fn board_id(value: &str) -> Result<i64, ApiError> {
 mod tests {
     use super::*;
 
-    fn query(pairs: &[(&str, &str)]) -> Query {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn from_query(pairs: &[(&str, &str)]) -> Result<EventFilter, ApiError> {
+        let value = |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        parse(value("events"), value("board_id"))
     }
 
     #[test]
     fn unknown_names_and_bad_board_ids_are_rejected_with_the_allowed_values() {
         for bad in ["newBoard,bad name", "resync", "x!"] {
-            let err = from_query(&query(&[("events", bad)])).unwrap_err();
+            let err = from_query(&[("events", bad)]).unwrap_err();
             let message = err.to_string();
             assert!(
                 message.contains("allowed: newBoard, newPath, or a custom kind"),
                 "{message}"
             );
         }
-        assert!(from_query(&query(&[("events", "message,system.notice")])).is_ok());
+        assert!(from_query(&[("events", "message,system.notice")]).is_ok());
         let names = |n: usize| {
             (0..n)
                 .map(|i| format!("k{i}"))
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        assert!(from_query(&query(&[("events", &names(MAX_EVENT_NAMES))])).is_ok());
-        let err = from_query(&query(&[("events", &names(MAX_EVENT_NAMES + 1))])).unwrap_err();
+        assert!(from_query(&[("events", &names(MAX_EVENT_NAMES))]).is_ok());
+        let err = from_query(&[("events", &names(MAX_EVENT_NAMES + 1))]).unwrap_err();
         assert!(err.to_string().contains("at most 64"), "{err}");
         for bad in ["x", "-3", "1.5", "0"] {
-            let err = from_query(&query(&[("board_id", bad)])).unwrap_err();
+            let err = from_query(&[("board_id", bad)]).unwrap_err();
             assert!(
                 err.to_string().starts_with("board_id must be"),
                 "{bad}: {err}"

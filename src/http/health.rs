@@ -9,7 +9,9 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use super::{with_state, State};
+use crate::db::{self, QueryError};
 use crate::metrics::{DatabaseFigures, Format, Snapshot};
+use crate::store::events;
 
 pub fn routes(
     state: Arc<State>,
@@ -68,7 +70,7 @@ fn health() -> impl Reply {
 ))]
 fn ready(state: Arc<State>) -> impl Reply {
     let keys = state.auth.as_ref().and_then(|auth| auth.not_ready());
-    if keys.is_none() && state.metrics.is_listening() {
+    if keys.is_none() && state.metrics().is_listening() {
         let body = Status {
             status: "ready",
             listener: Some("listening"),
@@ -77,7 +79,7 @@ fn ready(state: Arc<State>) -> impl Reply {
         };
         return warp::reply::with_status(super::json(&body), StatusCode::OK);
     }
-    let why = keys.or_else(|| state.metrics.not_ready());
+    let why = keys.or_else(|| state.metrics().not_ready());
     let why = why.unwrap_or_else(|| "the listener is connecting to PostgreSQL".to_owned());
     let body = Status {
         status: "not ready",
@@ -91,7 +93,7 @@ fn ready(state: Arc<State>) -> impl Reply {
 /// What degrades delivery without stopping it. A full notification queue is the database's, so
 /// it is a warning on every gateway, not a reason to take them all out of service.
 fn warnings(state: &State) -> Vec<String> {
-    let queue = state.metrics.queue_fill();
+    let queue = state.metrics().queue_fill();
     if !queue.unnotified() {
         return Vec::new();
     }
@@ -112,7 +114,7 @@ fn warnings(state: &State) -> Vec<String> {
         content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
 ))]
 async fn metrics(accept: Option<String>, state: Arc<State>) -> impl Reply {
-    let position = state.hub.position();
+    let position = state.hub().position();
     let database = match database_figures(&state).await {
         Ok(figures) => Some(figures),
         Err(err) => {
@@ -121,33 +123,27 @@ async fn metrics(accept: Option<String>, state: Arc<State>) -> impl Reply {
         }
     };
     let now = Snapshot {
-        clients_connected: state.registry.connected() as i64,
+        clients_connected: state.registry().connected() as i64,
         last_event_id: position.last_id,
         pruned_through: position.pruned_through,
         database,
     };
     let format = Format::accepted(accept.as_deref());
-    let body = state.metrics.encode(&now, format);
+    let body = state.metrics().encode(&now, format);
     warp::reply::with_header(body, "content-type", format.content_type())
 }
 
 /// How long a scrape waits for the database figures before answering without them.
 const FIGURES_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn database_figures(state: &State) -> Result<DatabaseFigures, String> {
-    let read = async {
-        let client = state.pool.get().await.map_err(|e| e.to_string())?;
-        client
-            .query_one(include_str!("../../sql/metrics.sql"), &[])
-            .await
-            .map_err(|e| e.to_string())
-    };
-    let row = tokio::time::timeout(FIGURES_TIMEOUT, read)
-        .await
-        .map_err(|_| format!("no answer within {FIGURES_TIMEOUT:?}"))??;
+async fn database_figures(state: &State) -> Result<DatabaseFigures, QueryError> {
+    let figures = db::query_within(state.pool(), FIGURES_TIMEOUT, async |client| {
+        events::figures(client).await
+    })
+    .await?;
     Ok(DatabaseFigures {
-        queue_usage: row.get("queue_usage"),
-        rows_estimate: row.get("rows_estimate"),
-        bytes_estimate: row.get("bytes_estimate"),
+        queue_usage: figures.queue_usage,
+        rows_estimate: figures.rows_estimate,
+        bytes_estimate: figures.bytes_estimate,
     })
 }

@@ -39,15 +39,11 @@ use crate::stream;
 
 /// What every handler can reach.
 pub struct State {
-    pub pool: Pool,
-    pub hub: Arc<Hub>,
-    pub metrics: Arc<Metrics>,
-    /// What every event stream shares.
+    /// What every event stream shares, and with it the handles every handler reaches (the hub,
+    /// the pool, the metrics, the registry): one set, held once.
     pub streams: Arc<stream::Settings>,
     /// Checks access tokens; `None` when authentication is off.
     pub auth: Option<Verifier>,
-    /// The connected streams.
-    pub registry: Arc<Registry>,
     /// Whether `POST /api/demo/token` hands out tokens (demos only).
     pub demo_tokens: bool,
     /// Whether the token cookie is `Secure` (sent by browsers over HTTPS only): when the gateway
@@ -62,6 +58,23 @@ pub struct State {
 }
 
 impl State {
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.streams.hub
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.streams.pool
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.streams.metrics
+    }
+
+    /// The connected streams.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.streams.registry
+    }
+
     /// A pooled connection for the API, once the schema is migrated (a `503` before, not the
     /// `500` of a missing table).
     pub async fn database(&self) -> Result<deadpool_postgres::Object, ApiError> {
@@ -70,7 +83,7 @@ impl State {
                 "the database schema is not migrated yet".into(),
             ));
         }
-        Ok(self.pool.get().await?)
+        Ok(self.pool().get().await?)
     }
 }
 

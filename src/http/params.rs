@@ -14,7 +14,17 @@ pub fn get<'q>(query: &'q Query, name: &str) -> Option<&'q str> {
 
 /// An optional whole-number parameter within `min..=max`.
 pub fn int(query: &Query, name: &'static str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
-    let Some(value) = get(query, name).filter(|v| !v.is_empty()) else {
+    whole_number(name, get(query, name), min, max)
+}
+
+/// The value of parameter `name`, if given, as a whole number within `min..=max` (empty is none).
+pub fn whole_number(
+    name: &'static str,
+    value: Option<&str>,
+    min: i64,
+    max: i64,
+) -> Result<Option<i64>, ApiError> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     match value.parse::<i64>() {
@@ -26,9 +36,9 @@ pub fn int(query: &Query, name: &'static str, min: i64, max: i64) -> Result<Opti
     }
 }
 
-/// An optional on/off parameter: `1` or `0` (absent or empty is off).
-pub fn flag(query: &Query, name: &'static str) -> Result<bool, ApiError> {
-    match get(query, name).unwrap_or("") {
+/// The value of on/off parameter `name`: `1` or `0` (absent or empty is off).
+pub fn flag(name: &'static str, value: Option<&str>) -> Result<bool, ApiError> {
+    match value.unwrap_or("") {
         "" | "0" => Ok(false),
         "1" => Ok(true),
         value => Err(ApiError::bad_request(

@@ -193,7 +193,7 @@ async fn clients(
 ) -> Result<impl Reply, ApiError> {
     auth::require_admin(&state, token?.as_deref()).await?;
     let clients = state
-        .registry
+        .registry()
         .list()
         .iter()
         .map(|entry| Client {

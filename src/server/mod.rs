@@ -69,7 +69,7 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let reserve = Arc::new(Semaphore::new(RESERVE));
-    let metrics = state.metrics.clone();
+    let metrics = state.metrics().clone();
     metrics.connections_max.set(limits.max_connections as i64);
     let served = connection::hyper(state.clone(), &limits, false);
     let reserved = connection::hyper(state.clone(), &limits, true);

@@ -143,6 +143,29 @@ pub async fn prune(
     Ok(row.get("deleted"))
 }
 
+/// What the catalog says of the event log and the notification queue, for `/metrics`: read from
+/// the catalog only, so that it costs the same whatever the log holds (see `sql/metrics.sql`).
+pub struct Figures {
+    /// `pg_notification_queue_usage()`.
+    pub queue_usage: f64,
+    /// The planner's estimate of the rows; negative before the table's first vacuum or analyze.
+    pub rows_estimate: f64,
+    /// The planner's estimate of the table's size with its indexes, in bytes.
+    pub bytes_estimate: i64,
+}
+
+/// Reads [`Figures`].
+pub async fn figures(client: &Client) -> Result<Figures, tokio_postgres::Error> {
+    let row = client
+        .query_one(include_str!("../../sql/metrics.sql"), &[])
+        .await?;
+    Ok(Figures {
+        queue_usage: row.get("queue_usage"),
+        rows_estimate: row.get("rows_estimate"),
+        bytes_estimate: row.get("bytes_estimate"),
+    })
+}
+
 /// Who a published event is for; all `None` means everyone.
 #[derive(Default)]
 pub struct Recipients<'a> {

@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use clap::{ArgAction, Command, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-pub use crate::auth::jwks::Source as JwksSource;
 pub use error::ConfigError;
 use error::Names;
 use values::{bind_addr, coalesce_window, database_url, flag, jwks_url, leeway, positive};
 use values::{seconds, secret};
-pub use values::{CorsOrigins, MAX_COALESCE_WINDOW_MS};
+pub use values::{CorsOrigins, JwksSource, MAX_COALESCE_WINDOW_MS};
 
 /// The log filter when RUST_LOG is unset.
 pub const DEFAULT_LOG: &str = "info";

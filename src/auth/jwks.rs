@@ -8,7 +8,6 @@
 //! server, or anyone on the way to a loopback http one, names instead.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use tokio::time::Instant;
 
 use super::keys::KeySet;
 use crate::backoff::Backoff;
+use crate::config::JwksSource;
 use crate::shutdown::Shutdown;
 
 /// The longest a JWKS document may be; identity providers' are a few kilobytes.
@@ -35,22 +35,6 @@ const MIN_RETRY: Duration = Duration::from_secs(1);
 /// The least time between two refreshes asked for by tokens with unknown keys.
 pub const UNKNOWN_KEY_REFRESH: Duration = Duration::from_secs(30);
 
-/// Where the keys come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    Url(Url),
-    File(PathBuf),
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::Url(url) => write!(f, "{url}"),
-            Source::File(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
 /// What the latest refresh left.
 #[derive(Clone, Default)]
 pub struct Loaded {
@@ -64,7 +48,7 @@ pub struct Loaded {
 
 /// The keys, and the means to refresh them.
 pub struct Jwks {
-    source: Source,
+    source: JwksSource,
     client: reqwest::Client,
     loaded: watch::Sender<Loaded>,
     /// Wakes the refresher for a token with an unknown key.
@@ -76,7 +60,7 @@ pub struct Jwks {
 }
 
 impl Jwks {
-    pub fn new(source: Source, every: Duration) -> Jwks {
+    pub fn new(source: JwksSource, every: Duration) -> Jwks {
         Jwks {
             source,
             client: client(),
@@ -87,7 +71,7 @@ impl Jwks {
         }
     }
 
-    pub fn source(&self) -> &Source {
+    pub fn source(&self) -> &JwksSource {
         &self.source
     }
 
@@ -186,8 +170,8 @@ impl Jwks {
     /// The document's bytes, at most [`MAX_JWKS_BYTES`] of them.
     async fn read(&self) -> Result<Vec<u8>, String> {
         match &self.source {
-            Source::Url(url) => fetch(&self.client, url).await,
-            Source::File(path) => {
+            JwksSource::Url(url) => fetch(&self.client, url).await,
+            JwksSource::File(path) => {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || read_file(&path))
                     .await

@@ -2,6 +2,7 @@
 //! adds which setting it was.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -42,6 +43,22 @@ impl CorsOrigins {
     /// Whether a page on `origin` may send the gateway's cookie with its requests.
     pub fn allows_credentials(&self, origin: &str) -> bool {
         matches!(self, CorsOrigins::Listed(list) if list.iter().any(|o| o.eq_ignore_ascii_case(origin)))
+    }
+}
+
+/// Where the identity provider's keys come from: AUTH_JWKS_URL or AUTH_JWKS_FILE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JwksSource {
+    Url(reqwest::Url),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for JwksSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwksSource::Url(url) => write!(f, "{url}"),
+            JwksSource::File(path) => write!(f, "{}", path.display()),
+        }
     }
 }
 

@@ -44,7 +44,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch, Notify};
 use tokio::time::Instant;
 
-use crate::event::Frame;
+use crate::event::{Frame, LogPosition};
 use crate::shutdown::Shutdown;
 
 /// Frames whose data is larger than this many bytes go through the broadcast held weakly (see
@@ -169,14 +169,6 @@ pub struct Position {
     pub pruned_through: i64,
 }
 
-/// Where the event log stood when the gateway started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Start {
-    /// The newest event id, or the horizon if pruning has emptied the table.
-    pub last_id: i64,
-    pub pruned_through: i64,
-}
-
 /// What a client needs to go live: its receiver and the id it starts after.
 pub struct Subscription {
     pub receiver: broadcast::Receiver<Live>,
@@ -221,7 +213,7 @@ impl Hub {
     }
 
     /// Positions the hub where the event log stands, once; later calls change nothing.
-    pub fn start(&self, start: Start) {
+    pub fn start(&self, start: LogPosition) {
         let mut recent = self.lock();
         if recent.started {
             return;
@@ -434,7 +426,7 @@ mod tests {
     /// A hub started after `last_id`.
     fn hub(broadcast: usize, ring: usize, last_id: i64) -> Hub {
         let hub = Hub::new(broadcast, frames(ring), Coalescing::OFF);
-        hub.start(Start {
+        hub.start(LogPosition {
             last_id,
             pruned_through: 0,
         });
@@ -503,7 +495,7 @@ mod tests {
             bytes: 25_000,
         };
         let hub = Hub::new(8, ring, Coalescing::OFF);
-        hub.start(Start::default());
+        hub.start(LogPosition::default());
         hub
     }
 
@@ -557,7 +549,7 @@ mod tests {
     #[test]
     fn a_start_on_an_emptied_log_is_at_the_horizon() {
         let hub = Hub::new(8, frames(8), Coalescing::OFF);
-        hub.start(Start {
+        hub.start(LogPosition {
             last_id: 0,
             pruned_through: 23,
         });
@@ -588,11 +580,11 @@ mod tests {
         assert_eq!(early.last_id, None);
         assert!(!hub.publish(frame(1)));
         assert!(hub.frames_after(0, 10, usize::MAX).is_none());
-        hub.start(Start {
+        hub.start(LogPosition {
             last_id: 5,
             pruned_through: 0,
         });
-        hub.start(Start {
+        hub.start(LogPosition {
             last_id: 9,
             pruned_through: 0,
         });
@@ -608,7 +600,7 @@ mod tests {
             per_subscriber: Duration::from_millis(1),
         };
         let hub = Arc::new(Hub::new(64, frames(64), coalescing));
-        hub.start(Start::default());
+        hub.start(LogPosition::default());
         hub
     }
 
@@ -716,7 +708,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn without_a_window_every_event_goes_at_once() {
         let hub = Hub::new(64, frames(64), Coalescing::OFF);
-        hub.start(Start::default());
+        hub.start(LogPosition::default());
         let mut subs: Vec<_> = (0..10).map(|_| hub.subscribe()).collect();
         for id in 1..=3 {
             hub.publish(frame(id));

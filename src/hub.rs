@@ -44,6 +44,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch, Notify};
 use tokio::time::Instant;
 
+use crate::config::Config;
 use crate::event::{Frame, LogPosition};
 use crate::shutdown::Shutdown;
 
@@ -204,6 +205,19 @@ impl Hub {
             held: Notify::new(),
             made: std::time::Instant::now(),
         }
+    }
+
+    /// A hub with the broadcast, ring and coalescing `config` sets.
+    pub fn from_config(config: &Config) -> Hub {
+        let ring = RingBounds {
+            frames: config.ring_capacity,
+            bytes: config.ring_bytes,
+        };
+        let coalescing = Coalescing {
+            window: config.coalesce_window,
+            per_subscriber: Coalescing::PER_SUBSCRIBER,
+        };
+        Hub::new(config.broadcast_capacity, ring, coalescing)
     }
 
     /// How long ago the hub was made: it starts where the event log stood then (see

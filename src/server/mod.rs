@@ -30,6 +30,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 use self::accept::{Listener, Slot};
+use crate::config::Config;
 use crate::http::State;
 use crate::metrics::Metrics;
 use crate::shutdown::{self, Trigger};
@@ -55,6 +56,25 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// HTTPS, when a certificate and key are set.
     pub tls: Option<tls::Acceptors>,
+}
+
+impl Limits {
+    /// The limits `config` sets, serving `max_connections` at once (see `MAX_CONNECTIONS`), with
+    /// HTTPS if `tls` is there.
+    pub fn from_config(
+        config: &Config,
+        max_connections: usize,
+        tls: Option<tls::Acceptors>,
+    ) -> Limits {
+        Limits {
+            max_connections,
+            send_buffer: config.send_buffer(),
+            header_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+            shutdown_grace: config.shutdown_grace,
+            tls,
+        }
+    }
 }
 
 /// Serves connections from `tcp` until `stop` completes; then stops accepting, calls `stopping`

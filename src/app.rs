@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::auth::{self, Verifier};
-use crate::config::Config;
+use crate::config::{Config, RESERVED_FILES};
 use crate::db;
 use crate::http::State;
 use crate::hub::Hub;
@@ -48,11 +48,6 @@ pub struct App {
 /// default of 128 overflowed when a few hundred clients connected at once, as after a restart:
 /// each overflow costs its client a SYN retransmit, a second or more.
 const LISTEN_BACKLOG: u32 = 4096;
-
-/// File descriptors kept free for the database connections and the process itself when the
-/// connection cap comes from the open-file limit: a gateway whose streams took every descriptor
-/// could no longer reconnect its listener.
-const RESERVED_FILES: usize = 64;
 
 impl App {
     /// Binds the HTTP port (port 0 picks a free one; see [`App::local_addr`]). The database is

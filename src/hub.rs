@@ -44,7 +44,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch, Notify};
 use tokio::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Config, COALESCE_PER_STREAM};
 use crate::event::{Frame, LogPosition};
 use crate::shutdown::Shutdown;
 
@@ -139,10 +139,6 @@ pub struct Coalescing {
 }
 
 impl Coalescing {
-    /// About what one event costs the gateway per stream it is written to (measured: 5–10 µs of
-    /// CPU, most of it the write): no event waits longer than writing it to every stream takes.
-    pub const PER_SUBSCRIBER: Duration = Duration::from_micros(10);
-
     /// No coalescing: every event goes to the subscribers the moment it is published.
     pub const OFF: Coalescing = Coalescing {
         window: Duration::ZERO,
@@ -215,7 +211,7 @@ impl Hub {
         };
         let coalescing = Coalescing {
             window: config.coalesce_window,
-            per_subscriber: Coalescing::PER_SUBSCRIBER,
+            per_subscriber: COALESCE_PER_STREAM,
         };
         Hub::new(config.broadcast_capacity, ring, coalescing)
     }

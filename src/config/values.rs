@@ -6,11 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// The most clock skew AUTH_LEEWAY_SECS may allow: more would keep expired tokens alive.
-const MAX_LEEWAY_SECS: u64 = 300;
-
-/// The longest COALESCE_WINDOW_MS: an event waits no longer than a second whatever the setting.
-pub const MAX_COALESCE_WINDOW_MS: u64 = 1000;
+use super::bounds::{MAX_COALESCE_WINDOW_MS, MAX_LEEWAY_SECS, MIN_SECRET_LEN};
 
 /// The origins whose pages may use the gateway from the browser (CORS), besides its own.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -106,7 +102,7 @@ pub(super) fn bind_addr(value: &str) -> Result<SocketAddr, String> {
 /// An HS256 secret: long enough to be one.
 pub(super) fn secret(value: &str) -> Result<String, String> {
     match value.len() {
-        0..=31 => Err("use at least 32 characters".into()),
+        n if n < MIN_SECRET_LEN => Err(format!("use at least {MIN_SECRET_LEN} characters")),
         _ => Ok(value.to_owned()),
     }
 }

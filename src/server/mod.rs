@@ -35,9 +35,8 @@ use crate::http::State;
 use crate::metrics::Metrics;
 use crate::shutdown::{self, Trigger};
 
-/// Connections accepted beyond the cap, for anything but streams. They come out of the file
-/// descriptors the default cap leaves free.
-pub const RESERVE: usize = 16;
+/// Connections accepted beyond the cap, for anything but streams.
+pub use crate::config::CONNECTION_RESERVE as RESERVE;
 /// hyper's read and write buffers of an HTTP/1 connection grow to at most this: the largest
 /// request head, and the output a connection holds beyond its socket's send buffer.
 const MAX_BUFFER: usize = 64 * 1024;

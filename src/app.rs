@@ -8,10 +8,10 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::auth::{self, Verifier};
-use crate::config::Config;
+use crate::config::{Config, RESERVED_FILES};
 use crate::db;
 use crate::http::State;
-use crate::hub::{Coalescing, Hub, RingBounds};
+use crate::hub::Hub;
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -49,11 +49,6 @@ pub struct App {
 /// each overflow costs its client a SYN retransmit, a second or more.
 const LISTEN_BACKLOG: u32 = 4096;
 
-/// File descriptors kept free for the database connections and the process itself when the
-/// connection cap comes from the open-file limit: a gateway whose streams took every descriptor
-/// could no longer reconnect its listener.
-const RESERVED_FILES: usize = 64;
-
 impl App {
     /// Binds the HTTP port (port 0 picks a free one; see [`App::local_addr`]). The database is
     /// not touched yet: a gateway started before its database serves at once and reports, in
@@ -68,81 +63,14 @@ impl App {
             source,
         })?;
         let (trigger, shutdown) = shutdown::channel();
-        let max_connections = connection_cap(&config);
-        let max_streams = config.max_streams.unwrap_or(max_connections);
-        log::info!("serving up to {max_streams} streams at once");
-        let pool = db::pool(&config);
-        // The API's description is written once, here, rather than by its first request.
-        crate::http::openapi::prepare();
-        let coalescing = Coalescing {
-            window: config.coalesce_window,
-            per_subscriber: Coalescing::PER_SUBSCRIBER,
-        };
-        let hub = Arc::new(Hub::new(
-            config.broadcast_capacity,
-            RingBounds {
-                frames: config.ring_capacity,
-                bytes: config.ring_bytes,
-            },
-            coalescing,
-        ));
-        let metrics = Arc::new(Metrics::default());
-        let streams = Arc::new(stream::Settings {
-            hub,
-            pool,
-            metrics,
-            registry: Arc::new(Registry::new(config.max_streams_per_user, max_streams)),
-            keepalive: config.keepalive,
-            slow_client: config.slow_client,
-            shutdown,
-        });
-        let state = Arc::new(State {
-            streams,
-            auth: Verifier::from_config(&config),
-            demo_tokens: config.demo_tokens,
-            secure_cookie: tls.is_some(),
-            body_timeout: config.body_read_timeout,
-            cors: config.cors.clone(),
-            migrated: AtomicBool::new(false),
-        });
-        match &state.auth {
-            None => log::info!(
-                "authentication is off: streams are open to anyone (set AUTH_JWT_SECRET or \
-                 AUTH_JWKS_URL)"
-            ),
-            Some(verifier) => log::info!(
-                "authentication is on: streams and the administrator's API take {} (the API for \
-                 users, boards and paths stays open)",
-                verifier.describe()
-            ),
-        }
-        if let Some(unchecked) = state.auth.as_ref().and_then(Verifier::unchecked) {
-            log::warn!("{unchecked}");
-        }
-        if state.demo_tokens {
-            log::warn!(
-                "DEMO_TOKENS is on: POST /api/demo/token signs anyone in as anyone, administrator \
-                 included; for demos only"
-            );
-        }
-        let retention = Retention {
-            max_age: config.retention_age,
-            max_events: config.retention_events,
-            interval: config.prune_interval,
-        };
-        let limits = server::Limits {
-            max_connections,
-            send_buffer: config.send_buffer(),
-            header_timeout: config.header_read_timeout,
-            idle_timeout: config.idle_timeout,
-            shutdown_grace: config.shutdown_grace,
-            tls,
-        };
+        let limits = server::Limits::from_config(&config, connection_cap(&config), tls);
+        let state = Arc::new(state(&config, &limits, shutdown));
+        log_authentication(&state);
         Ok(App {
             tcp,
             state,
             trigger,
-            retention: Arc::new(retention),
+            retention: Arc::new(Retention::from_config(&config)),
             database: config.database,
             limits,
         })
@@ -192,6 +120,58 @@ impl App {
         trigger.wait_for_tasks().await;
         let _ = background.await;
         log::info!("stopped");
+    }
+}
+
+/// What every handler and stream shares: the pool, the hub, the metrics, the streams' settings,
+/// the registry of streams and the API's settings.
+fn state(config: &Config, limits: &server::Limits, shutdown: Shutdown) -> State {
+    let max_streams = config.max_streams.unwrap_or(limits.max_connections);
+    log::info!("serving up to {max_streams} streams at once");
+    let pool = db::pool(config);
+    // The API's description is written once, here, rather than by its first request.
+    crate::http::openapi::prepare();
+    let streams = Arc::new(stream::Settings {
+        hub: Arc::new(Hub::from_config(config)),
+        pool,
+        metrics: Arc::new(Metrics::default()),
+        registry: Arc::new(Registry::new(config.max_streams_per_user, max_streams)),
+        keepalive: config.keepalive,
+        slow_client: config.slow_client,
+        shutdown,
+    });
+    State {
+        streams,
+        auth: Verifier::from_config(config),
+        demo_tokens: config.demo_tokens,
+        secure_cookie: limits.tls.is_some(),
+        body_timeout: config.body_read_timeout,
+        cors: config.cors.clone(),
+        migrated: AtomicBool::new(false),
+    }
+}
+
+/// Says at startup which tokens are taken, and warns of what only demos should do.
+fn log_authentication(state: &State) {
+    match &state.auth {
+        None => log::info!(
+            "authentication is off: streams are open to anyone (set AUTH_JWT_SECRET or \
+             AUTH_JWKS_URL)"
+        ),
+        Some(verifier) => log::info!(
+            "authentication is on: streams and the administrator's API take {} (the API for \
+             users, boards and paths stays open)",
+            verifier.describe()
+        ),
+    }
+    if let Some(unchecked) = state.auth.as_ref().and_then(Verifier::unchecked) {
+        log::warn!("{unchecked}");
+    }
+    if state.demo_tokens {
+        log::warn!(
+            "DEMO_TOKENS is on: POST /api/demo/token signs anyone in as anyone, administrator \
+             included; for demos only"
+        );
     }
 }
 

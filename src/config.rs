@@ -1,23 +1,25 @@
 //! Settings, parsed once at startup. Each is a field of [`Config`] carrying its flag, its
 //! environment variable, its default and its help (clap derive): `pgsse --help` is made from
-//! them, and a value given both ways comes from the flag.
+//! them, and a value given both ways comes from the flag. The figures the help quotes are
+//! constants in `bounds`, which the modules that keep them use too; `parse` reads the settings
+//! and checks that they agree with each other.
 
+mod bounds;
 mod error;
+mod parse;
 mod values;
 
-use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{ArgAction, Command, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{ArgAction, Parser, ValueEnum};
 
-pub use crate::auth::jwks::Source as JwksSource;
+pub use bounds::*;
 pub use error::ConfigError;
-use error::Names;
 use values::{bind_addr, coalesce_window, database_url, flag, jwks_url, leeway, positive};
 use values::{seconds, secret};
-pub use values::{CorsOrigins, MAX_COALESCE_WINDOW_MS};
+pub use values::{CorsOrigins, JwksSource};
 
 /// The log filter when RUST_LOG is unset.
 pub const DEFAULT_LOG: &str = "info";
@@ -69,9 +71,11 @@ pub struct Config {
     #[arg(value_parser = positive::<usize>, value_name = "N")]
     pub pool_size: usize,
 
-    /// HTTP connections (streams included) held at once; beyond it stream requests get 503 and
-    /// 16 more connections answer anything else [unset: the open-file limit minus DB_POOL_SIZE
-    /// minus 64]
+    #[arg(help = format!(
+        "HTTP connections (streams included) held at once; beyond it stream requests get 503 \
+         and {CONNECTION_RESERVE} more connections answer anything else [unset: the open-file \
+         limit minus DB_POOL_SIZE minus {RESERVED_FILES}]"
+    ))]
     #[arg(long, env = "MAX_CONNECTIONS", value_parser = positive::<usize>, value_name = "N")]
     pub max_connections: Option<usize>,
 
@@ -116,10 +120,13 @@ pub struct Config {
     #[arg(value_parser = positive::<usize>, value_name = "EVENTS")]
     pub broadcast_capacity: usize,
 
-    /// When events come faster than this, each waits up to this many milliseconds to go to the
-    /// streams with the others (at most 10 µs per open stream, so few streams get every event at
-    /// once); an event after a quiet spell goes at once (0: every event on its own; at most
-    /// 1000)
+    #[arg(help = format!(
+        "When events come faster than this, each waits up to this many milliseconds to go to \
+         the streams with the others (at most {} µs per open stream, so few streams get every \
+         event at once); an event after a quiet spell goes at once (0: every event on its own; \
+         at most {MAX_COALESCE_WINDOW_MS})",
+        COALESCE_PER_STREAM.as_micros()
+    ))]
     #[arg(
         long = "coalesce-window-ms",
         env = "COALESCE_WINDOW_MS",
@@ -181,15 +188,21 @@ pub struct Config {
     #[arg(value_parser = values::bytes, value_name = "BYTES")]
     pub stream_send_buffer: usize,
 
-    /// Turns authentication on: HS256 secret (32+ characters) that signs access tokens
+    #[arg(help = format!(
+        "Turns authentication on: HS256 secret ({MIN_SECRET_LEN}+ characters) that signs \
+         access tokens"
+    ))]
     #[arg(long = "auth-jwt-secret", env = "AUTH_JWT_SECRET", value_parser = secret)]
     #[arg(hide_env_values = true, value_name = "SECRET")]
     pub auth_secret: Option<String>,
 
-    /// Turns authentication on: the identity provider's JWKS (https://, or http:// to a
-    /// loopback address; redirects are not followed), whose keys check RS256, ES256 and EdDSA
-    /// tokens; fetched at start, every AUTH_JWKS_REFRESH_SECS, and for a token with an unknown
-    /// key (at most every 30 s)
+    #[arg(help = format!(
+        "Turns authentication on: the identity provider's JWKS (https://, or http:// to a \
+         loopback address; redirects are not followed), whose keys check RS256, ES256 and \
+         EdDSA tokens; fetched at start, every AUTH_JWKS_REFRESH_SECS, and for a token with an \
+         unknown key (at most every {} s)",
+        JWKS_UNKNOWN_KEY_REFRESH.as_secs()
+    ))]
     #[arg(long, env = "AUTH_JWKS_URL", value_parser = jwks_url, value_name = "URL")]
     #[arg(hide_env_values = true)]
     pub auth_jwks_url: Option<reqwest::Url>,
@@ -211,7 +224,9 @@ pub struct Config {
     #[arg(long, env = "AUTH_AUDIENCE", value_name = "AUDIENCE")]
     pub auth_audience: Option<String>,
 
-    /// Seconds of clock skew allowed on a token's exp and nbf (at most 300)
+    #[arg(help = format!(
+        "Seconds of clock skew allowed on a token's exp and nbf (at most {MAX_LEEWAY_SECS})"
+    ))]
     #[arg(
         long = "auth-leeway-secs",
         env = "AUTH_LEEWAY_SECS",
@@ -256,55 +271,6 @@ pub enum LogFormat {
 }
 
 impl Config {
-    /// Reads the configuration from the command line and the process environment.
-    pub fn from_env() -> Result<Config, ConfigError> {
-        let args: Vec<OsString> = std::env::args_os().collect();
-        // Help shows each setting's variable but not its value: some are secret. A variable set
-        // to nothing counts as unset (clap would take the empty value).
-        let command = Config::command().mut_args(|arg| {
-            let empty = arg
-                .get_env()
-                .and_then(std::env::var_os)
-                .is_some_and(|v| v.is_empty());
-            let arg = arg.hide_env_values(true);
-            if empty {
-                arg.env(None)
-            } else {
-                arg
-            }
-        });
-        parse(command, &args, Names::AsGiven)
-    }
-
-    /// Reads the configuration from `args` (the program's name first) alone: the process
-    /// environment is not consulted.
-    pub fn from_args<I, T>(args: I) -> Result<Config, ConfigError>
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<OsString>,
-    {
-        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-        parse(without_environment(), &args, Names::AsGiven)
-    }
-
-    /// Reads the configuration through `lookup`, which returns an environment variable's value
-    /// if it is set (an empty value counts as unset). Tests pass a closure instead of mutating
-    /// the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut args = vec![OsString::from("pgsse")];
-        for arg in Config::command().get_arguments() {
-            let (Some(env), Some(long)) = (arg.get_env(), arg.get_long()) else {
-                continue;
-            };
-            let value = env.to_str().and_then(&lookup);
-            if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
-                args.push(format!("--{long}={}", value.trim()).into());
-            }
-        }
-        // Messages name the variables the values came from, not the flags made of them.
-        parse(without_environment(), &args, Names::Variables)
-    }
-
     /// The certificate chain and key files for HTTPS; `None` serves plain HTTP.
     pub fn tls(&self) -> Option<(&Path, &Path)> {
         Some((
@@ -325,50 +291,6 @@ impl Config {
     pub fn send_buffer(&self) -> Option<usize> {
         (self.stream_send_buffer > 0).then_some(self.stream_send_buffer)
     }
-
-    fn consistent(self) -> Result<Config, ConfigError> {
-        if let (Some(_), None) | (None, Some(_)) = (&self.tls_cert_file, &self.tls_key_file) {
-            let (name, missing) = match self.tls_cert_file {
-                Some(_) => ("TLS_CERT_FILE", "TLS_KEY_FILE"),
-                None => ("TLS_KEY_FILE", "TLS_CERT_FILE"),
-            };
-            return Err(ConfigError::Invalid {
-                name: name.into(),
-                value: "…".into(),
-                reason: format!("HTTPS needs {missing} as well"),
-            });
-        }
-        if let (Some(_), Some(path)) = (&self.auth_jwks_url, &self.auth_jwks_file) {
-            return Err(ConfigError::Invalid {
-                name: "AUTH_JWKS_FILE".into(),
-                value: path.display().to_string(),
-                reason: "set AUTH_JWKS_URL or AUTH_JWKS_FILE, not both".into(),
-            });
-        }
-        let auth_on = self.auth_secret.is_some() || self.jwks().is_some();
-        for (name, value) in [
-            ("AUTH_ISSUER", &self.auth_issuer),
-            ("AUTH_AUDIENCE", &self.auth_audience),
-        ] {
-            if let (Some(value), false) = (value, auth_on) {
-                return Err(ConfigError::Invalid {
-                    name: name.into(),
-                    value: value.clone(),
-                    reason: "authentication is off: set AUTH_JWT_SECRET, AUTH_JWKS_URL or \
-                             AUTH_JWKS_FILE"
-                        .into(),
-                });
-            }
-        }
-        if self.demo_tokens && self.auth_secret.is_none() {
-            return Err(ConfigError::Invalid {
-                name: "DEMO_TOKENS".into(),
-                value: "1".into(),
-                reason: "demo tokens need AUTH_JWT_SECRET to sign them".into(),
-            });
-        }
-        Ok(self)
-    }
 }
 
 impl std::fmt::Debug for Config {
@@ -383,20 +305,6 @@ impl std::fmt::Debug for Config {
             )
             .finish_non_exhaustive()
     }
-}
-
-/// The gateway's command line with no environment variables behind its flags.
-fn without_environment() -> Command {
-    Config::command().mut_args(|arg| arg.env(None))
-}
-
-/// Parses `args` with `command`: the values, then whether they agree with each other.
-fn parse(command: Command, args: &[OsString], names: Names) -> Result<Config, ConfigError> {
-    let named = |err| ConfigError::new(err, args, names);
-    let mut matches = command.try_get_matches_from(args).map_err(named)?;
-    Config::from_arg_matches_mut(&mut matches)
-        .map_err(named)?
-        .consistent()
 }
 
 #[cfg(test)]

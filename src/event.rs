@@ -28,6 +28,15 @@ pub struct Event {
     pub at: Option<f64>,
 }
 
+/// Where the event log stands (or stood): the hub starts from it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogPosition {
+    /// The newest event id, or the horizon if pruning has emptied the table.
+    pub last_id: i64,
+    /// Every event with an id at or below this has been deleted by retention.
+    pub pruned_through: i64,
+}
+
 /// Who a targeted event is for. Every field that is set must match the stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Target {

@@ -44,7 +44,8 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch, Notify};
 use tokio::time::Instant;
 
-use crate::event::Frame;
+use crate::config::{Config, COALESCE_PER_STREAM};
+use crate::event::{Frame, LogPosition};
 use crate::shutdown::Shutdown;
 
 /// Frames whose data is larger than this many bytes go through the broadcast held weakly (see
@@ -138,10 +139,6 @@ pub struct Coalescing {
 }
 
 impl Coalescing {
-    /// About what one event costs the gateway per stream it is written to (measured: 5–10 µs of
-    /// CPU, most of it the write): no event waits longer than writing it to every stream takes.
-    pub const PER_SUBSCRIBER: Duration = Duration::from_micros(10);
-
     /// No coalescing: every event goes to the subscribers the moment it is published.
     pub const OFF: Coalescing = Coalescing {
         window: Duration::ZERO,
@@ -166,14 +163,6 @@ pub struct Position {
     pub floor: i64,
     /// Every event with an id at or below this has been pruned from the event table (as far as
     /// the gateway last read `pgsse.horizon`).
-    pub pruned_through: i64,
-}
-
-/// Where the event log stood when the gateway started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Start {
-    /// The newest event id, or the horizon if pruning has emptied the table.
-    pub last_id: i64,
     pub pruned_through: i64,
 }
 
@@ -214,6 +203,19 @@ impl Hub {
         }
     }
 
+    /// A hub with the broadcast, ring and coalescing `config` sets.
+    pub fn from_config(config: &Config) -> Hub {
+        let ring = RingBounds {
+            frames: config.ring_capacity,
+            bytes: config.ring_bytes,
+        };
+        let coalescing = Coalescing {
+            window: config.coalesce_window,
+            per_subscriber: COALESCE_PER_STREAM,
+        };
+        Hub::new(config.broadcast_capacity, ring, coalescing)
+    }
+
     /// How long ago the hub was made: it starts where the event log stood then (see
     /// [`Hub::start`]), so that streams that subscribed before it started miss nothing.
     pub fn age(&self) -> Duration {
@@ -221,7 +223,7 @@ impl Hub {
     }
 
     /// Positions the hub where the event log stands, once; later calls change nothing.
-    pub fn start(&self, start: Start) {
+    pub fn start(&self, start: LogPosition) {
         let mut recent = self.lock();
         if recent.started {
             return;
@@ -434,7 +436,7 @@ mod tests {
     /// A hub started after `last_id`.
     fn hub(broadcast: usize, ring: usize, last_id: i64) -> Hub {
         let hub = Hub::new(broadcast, frames(ring), Coalescing::OFF);
-        hub.start(Start {
+        hub.start(LogPosition {
             last_id,
             pruned_through: 0,
         });
@@ -503,7 +505,7 @@ mod tests {
             bytes: 25_000,
         };
         let hub = Hub::new(8, ring, Coalescing::OFF);
-        hub.start(Start::default());
+        hub.start(LogPosition::default());
         hub
     }
 
@@ -557,7 +559,7 @@ mod tests {
     #[test]
     fn a_start_on_an_emptied_log_is_at_the_horizon() {
         let hub = Hub::new(8, frames(8), Coalescing::OFF);
-        hub.start(Start {
+        hub.start(LogPosition {
             last_id: 0,
             pruned_through: 23,
         });
@@ -588,11 +590,11 @@ mod tests {
         assert_eq!(early.last_id, None);
         assert!(!hub.publish(frame(1)));
         assert!(hub.frames_after(0, 10, usize::MAX).is_none());
-        hub.start(Start {
+        hub.start(LogPosition {
             last_id: 5,
             pruned_through: 0,
         });
-        hub.start(Start {
+        hub.start(LogPosition {
             last_id: 9,
             pruned_through: 0,
         });
@@ -608,7 +610,7 @@ mod tests {
             per_subscriber: Duration::from_millis(1),
         };
         let hub = Arc::new(Hub::new(64, frames(64), coalescing));
-        hub.start(Start::default());
+        hub.start(LogPosition::default());
         hub
     }
 
@@ -716,7 +718,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn without_a_window_every_event_goes_at_once() {
         let hub = Hub::new(64, frames(64), Coalescing::OFF);
-        hub.start(Start::default());
+        hub.start(LogPosition::default());
         let mut subs: Vec<_> = (0..10).map(|_| hub.subscribe()).collect();
         for id in 1..=3 {
             hub.publish(frame(id));

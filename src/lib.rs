@@ -12,7 +12,8 @@
 //!   for anything a notification could not carry or it missed while away.
 //! - [`hub`]: the in-memory fan-out (a broadcast of frames serialised once) and a ring of recent
 //!   frames for replays, bounded in frames and in bytes.
-//! - [`event`]: events as the database records them, and the frames made of them.
+//! - [`event`]: events as the database records them, the frames made of them, and where the
+//!   log stands (the hub starts there).
 //! - [`stream`]: the stream engine: opening a stream (`stream::open`: the resume id checked
 //!   against the log, the registration, the start), then one client's cursor over the log
 //!   (`stream::cursor`, its named phases in `stream::phase`), from history (`stream::history`,
@@ -22,21 +23,25 @@
 //! - [`http`]: the routes: the stream request (`http::sse`: its query, one derived type, read
 //!   into a `stream::Request`, answered with warp's SSE reply of the stream or a JSON error), the
 //!   REST API, health and pages.
-//! - [`server`]: the transport: accepting connections (`MAX_CONNECTIONS` and its reserve),
-//!   HTTP/1.1 or HTTP/2 through hyper, the timeouts, and the shutdown grace.
+//! - [`server`]: the transport: accepting connections (`MAX_CONNECTIONS` and its reserve,
+//!   `server::accept`), HTTP/1.1 or HTTP/2 through hyper, the timeouts, and the shutdown grace.
 //! - [`store`]: the SQL queries, one module per table; the SQL itself lives in `sql/`.
 //! - [`auth`]: access tokens (HS256, and an identity provider's keys from a JWKS, kept fresh by
 //!   `auth::jwks`); [`registry`]: the connected streams, who is on each, the stream cap and the
 //!   per-user stream limit.
 //! - [`db`]: the connection pool, the one way to query it under a deadline (`db::query_within`),
-//!   and migrations retried until the database is there (the gateway serves before it is); [`backoff`]: the retry delays; [`config`]: flags and variables;
-//!   [`metrics`]: each metric defined once (prometheus-client); [`retention`]: prunes old
+//!   and migrations retried until the database is there (the gateway serves before it is);
+//!   [`backoff`]: the retry delays; [`config`]: flags and variables, and the bounds their help
+//!   quotes (`config::bounds`, which the code uses too); [`metrics`]: each metric registered once
+//!   where it is made, with its name and help (prometheus-client); [`retention`]: prunes old
 //!   events on a timer; [`supervisor`]: starts a task that panicked again, and counts it;
-//!   [`shutdown`]: the stop protocol; [`gate`]: a future polled only after it
-//!   woke; [`app`]: wires it all together.
+//!   [`shutdown`]: the stop protocol; [`gate`]: a future polled only after it woke; [`app`]:
+//!   wires it all together.
 //!
 //! # Invariants
 //!
+//! - Arrows run one way: `config` and `event` use no other module; `store` uses `event` only;
+//!   in `http/`, `openapi` lists the handlers and no handler uses `openapi`.
 //! - Events are made only by the database; nothing in Rust publishes an event of its own.
 //! - An event reaches the hub only from `pgsse.event` or from a notification `pgsse.emit` signed:
 //!   any role may `NOTIFY`, so an unsigned notification is never believed.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 
+use crate::config::Config;
 use crate::db;
 use crate::shutdown::Shutdown;
 use crate::store::events;
@@ -16,6 +17,17 @@ pub struct Retention {
     pub max_age: Duration,
     pub max_events: i64,
     pub interval: Duration,
+}
+
+impl Retention {
+    /// RETENTION_SECS, RETENTION_MAX_EVENTS and PRUNE_INTERVAL_SECS.
+    pub fn from_config(config: &Config) -> Retention {
+        Retention {
+            max_age: config.retention_age,
+            max_events: config.retention_events,
+            interval: config.prune_interval,
+        }
+    }
 }
 
 /// Prunes every `interval` until shutdown, starting at once.

@@ -1,14 +1,13 @@
 //! The identity provider's keys: fetched from `AUTH_JWKS_URL` (or read from `AUTH_JWKS_FILE`)
 //! at start, again every `AUTH_JWKS_REFRESH_SECS`, and when a token names a key the gateway does
-//! not know, at most once per [`UNKNOWN_KEY_REFRESH`] so that tokens with made-up key ids cannot
-//! make the gateway hammer the provider. A failed refresh keeps the keys it had.
+//! not know, at most once per [`JWKS_UNKNOWN_KEY_REFRESH`] so that tokens with made-up key ids
+//! cannot make the gateway hammer the provider. A failed refresh keeps the keys it had.
 //!
 //! Redirects are not followed: the keys come from the address `AUTH_JWKS_URL` names, which the
 //! startup check approved (https, or http to a loopback address), and never from one that the
 //! server, or anyone on the way to a loopback http one, names instead.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use tokio::time::Instant;
 
 use super::keys::KeySet;
 use crate::backoff::Backoff;
+use crate::config::{JwksSource, JWKS_UNKNOWN_KEY_REFRESH};
 use crate::shutdown::Shutdown;
 
 /// The longest a JWKS document may be; identity providers' are a few kilobytes.
@@ -32,24 +32,6 @@ const MAX_LOCATION: usize = 512;
 const ATTEMPTS: u32 = 3;
 /// The least time between two refreshes while no keys could be read yet.
 const MIN_RETRY: Duration = Duration::from_secs(1);
-/// The least time between two refreshes asked for by tokens with unknown keys.
-pub const UNKNOWN_KEY_REFRESH: Duration = Duration::from_secs(30);
-
-/// Where the keys come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    Url(Url),
-    File(PathBuf),
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::Url(url) => write!(f, "{url}"),
-            Source::File(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
 
 /// What the latest refresh left.
 #[derive(Clone, Default)]
@@ -64,7 +46,7 @@ pub struct Loaded {
 
 /// The keys, and the means to refresh them.
 pub struct Jwks {
-    source: Source,
+    source: JwksSource,
     client: reqwest::Client,
     loaded: watch::Sender<Loaded>,
     /// Wakes the refresher for a token with an unknown key.
@@ -76,7 +58,7 @@ pub struct Jwks {
 }
 
 impl Jwks {
-    pub fn new(source: Source, every: Duration) -> Jwks {
+    pub fn new(source: JwksSource, every: Duration) -> Jwks {
         Jwks {
             source,
             client: client(),
@@ -87,7 +69,7 @@ impl Jwks {
         }
     }
 
-    pub fn source(&self) -> &Source {
+    pub fn source(&self) -> &JwksSource {
         &self.source
     }
 
@@ -97,8 +79,8 @@ impl Jwks {
     }
 
     /// Asks for a refresh because a token names an unknown key, and waits (at most
-    /// [`FETCH_TIMEOUT`]) until it is done. Within [`UNKNOWN_KEY_REFRESH`] of the last one asked
-    /// for, waits for that one if it is still running, or returns `false` at once.
+    /// [`FETCH_TIMEOUT`]) until it is done. Within [`JWKS_UNKNOWN_KEY_REFRESH`] of the last one
+    /// asked for, waits for that one if it is still running, or returns `false` at once.
     pub async fn refresh_for_unknown_key(&self) -> bool {
         // Subscribed first, so that a refresh ending from here on is seen.
         let mut changed = self.loaded.subscribe();
@@ -129,7 +111,7 @@ impl Jwks {
         // A std Mutex: the critical section is a comparison, never held across an await.
         let mut last = self.last_asked.lock().expect("not poisoned");
         match *last {
-            Some(at) if at.elapsed() < UNKNOWN_KEY_REFRESH => {
+            Some(at) if at.elapsed() < JWKS_UNKNOWN_KEY_REFRESH => {
                 done.is_none_or(|done| done < at).then_some(true)
             }
             _ => {
@@ -186,8 +168,8 @@ impl Jwks {
     /// The document's bytes, at most [`MAX_JWKS_BYTES`] of them.
     async fn read(&self) -> Result<Vec<u8>, String> {
         match &self.source {
-            Source::Url(url) => fetch(&self.client, url).await,
-            Source::File(path) => {
+            JwksSource::Url(url) => fetch(&self.client, url).await,
+            JwksSource::File(path) => {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || read_file(&path))
                     .await

@@ -2,14 +2,11 @@
 //! adds which setting it was.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// The most clock skew AUTH_LEEWAY_SECS may allow: more would keep expired tokens alive.
-const MAX_LEEWAY_SECS: u64 = 300;
-
-/// The longest COALESCE_WINDOW_MS: an event waits no longer than a second whatever the setting.
-pub const MAX_COALESCE_WINDOW_MS: u64 = 1000;
+use super::bounds::{MAX_COALESCE_WINDOW_MS, MAX_LEEWAY_SECS, MIN_SECRET_LEN};
 
 /// The origins whose pages may use the gateway from the browser (CORS), besides its own.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,6 +39,22 @@ impl CorsOrigins {
     /// Whether a page on `origin` may send the gateway's cookie with its requests.
     pub fn allows_credentials(&self, origin: &str) -> bool {
         matches!(self, CorsOrigins::Listed(list) if list.iter().any(|o| o.eq_ignore_ascii_case(origin)))
+    }
+}
+
+/// Where the identity provider's keys come from: AUTH_JWKS_URL or AUTH_JWKS_FILE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JwksSource {
+    Url(reqwest::Url),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for JwksSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwksSource::Url(url) => write!(f, "{url}"),
+            JwksSource::File(path) => write!(f, "{}", path.display()),
+        }
     }
 }
 
@@ -89,7 +102,7 @@ pub(super) fn bind_addr(value: &str) -> Result<SocketAddr, String> {
 /// An HS256 secret: long enough to be one.
 pub(super) fn secret(value: &str) -> Result<String, String> {
     match value.len() {
-        0..=31 => Err("use at least 32 characters".into()),
+        n if n < MIN_SECRET_LEN => Err(format!("use at least {MIN_SECRET_LEN} characters")),
         _ => Ok(value.to_owned()),
     }
 }

@@ -7,8 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use warp::{Filter, Reply};
 
-use super::error::{ApiError, ErrorBody};
-use super::openapi::{BodyErrors, Unavailable};
+use super::error::{ApiError, BodyErrors, ErrorBody, Unavailable};
 use super::params::{self, Query};
 use super::{body, validate, with_state, Page, State};
 use crate::store::boards::{self, Board, NewBoard};

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use tokio_postgres::error::SqlState;
+use utoipa::IntoResponses;
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
@@ -67,6 +68,53 @@ pub struct ErrorBody<'a> {
     /// The request field, query parameter or header at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+}
+
+// The errors a route's description lists besides its own (see `openapi`), by what the route
+// does. They are never built: utoipa reads their variants.
+
+/// What a route that reads a JSON body may answer about the body itself.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BodyErrors {
+    /// Malformed JSON, a wrong type, an unknown field, or a value outside its bounds (`field`
+    /// names it).
+    #[response(status = 400)]
+    BadRequest(ErrorBody<'static>),
+    /// The body did not arrive within `BODY_READ_TIMEOUT_SECS`.
+    #[response(status = 408)]
+    RequestTimeout(ErrorBody<'static>),
+    /// The body is over 64 KiB.
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorBody<'static>),
+    /// The body was not sent with `Content-Type: application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody<'static>),
+}
+
+/// What a route that reads the database answers while it cannot.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Unavailable {
+    /// The database cannot be reached, or the gateway has not migrated its schema yet; retry.
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'static>),
+}
+
+/// What a route that needs an administrator answers when authentication is on.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum AdminErrors {
+    /// Two `Authorization` headers, or one that is not text.
+    #[response(status = 400)]
+    BadRequest(ErrorBody<'static>),
+    /// Authentication is on and the token is missing or not valid (`WWW-Authenticate: Bearer`).
+    #[response(status = 401)]
+    Unauthorized(ErrorBody<'static>),
+    /// The token is not an administrator's, or a request signed in by the cookie comes from
+    /// another site.
+    #[response(status = 403)]
+    Forbidden(ErrorBody<'static>),
 }
 
 impl ApiError {

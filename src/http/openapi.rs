@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
-use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa::{Modify, OpenApi};
 use warp::http::header::CONTENT_TYPE;
 use warp::http::HeaderValue;
 use warp::reply::Response;
@@ -89,50 +89,6 @@ fn document() -> Response {
     let json = HeaderValue::from_static("application/json");
     response.headers_mut().insert(CONTENT_TYPE, json);
     response
-}
-
-/// What a route that reads a JSON body may answer about the body itself.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum BodyErrors {
-    /// Malformed JSON, a wrong type, an unknown field, or a value outside its bounds (`field`
-    /// names it).
-    #[response(status = 400)]
-    BadRequest(ErrorBody<'static>),
-    /// The body did not arrive within `BODY_READ_TIMEOUT_SECS`.
-    #[response(status = 408)]
-    RequestTimeout(ErrorBody<'static>),
-    /// The body is over 64 KiB.
-    #[response(status = 413)]
-    PayloadTooLarge(ErrorBody<'static>),
-    /// The body was not sent with `Content-Type: application/json`.
-    #[response(status = 415)]
-    UnsupportedMediaType(ErrorBody<'static>),
-}
-
-/// What a route that reads the database answers while it cannot.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum Unavailable {
-    /// The database cannot be reached, or the gateway has not migrated its schema yet; retry.
-    #[response(status = 503)]
-    Unavailable(ErrorBody<'static>),
-}
-
-/// What a route that needs an administrator answers when authentication is on.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum AdminErrors {
-    /// Two `Authorization` headers, or one that is not text.
-    #[response(status = 400)]
-    BadRequest(ErrorBody<'static>),
-    /// Authentication is on and the token is missing or not valid (`WWW-Authenticate: Bearer`).
-    #[response(status = 401)]
-    Unauthorized(ErrorBody<'static>),
-    /// The token is not an administrator's, or a request signed in by the cookie comes from
-    /// another site.
-    #[response(status = 403)]
-    Forbidden(ErrorBody<'static>),
 }
 
 /// The ways a request may carry its access token (see `http::auth`).

@@ -16,8 +16,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use super::auth::{self, COOKIE};
-use super::error::{ApiError, ErrorBody};
-use super::openapi::{AdminErrors, BodyErrors, Unavailable};
+use super::error::{AdminErrors, ApiError, BodyErrors, ErrorBody, Unavailable};
 use super::{body, validate, with_state, State};
 use crate::auth::Claims;
 use crate::registry::rfc3339;

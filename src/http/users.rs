@@ -7,8 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use warp::{Filter, Reply};
 
-use super::error::{ApiError, ErrorBody};
-use super::openapi::{BodyErrors, Unavailable};
+use super::error::{ApiError, BodyErrors, ErrorBody, Unavailable};
 use super::{body, validate, with_state, State};
 use crate::store::users::{self, User};
 use crate::store::StoreError;

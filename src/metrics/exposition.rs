@@ -1,22 +1,15 @@
-//! The exposition: each metric's name, type and help, written in the text format the scraper
-//! asked for.
+//! The exposition: the metrics written in the text format the scraper asked for.
 //!
-//! The registry is built for each scrape around the long-lived metrics (clones of their atomics)
-//! and the values read for that scrape, so that a figure the scrape could not read is left out
-//! rather than reported stale or as zero.
+//! The long-lived metrics are registered once, with [`Metrics`]. The values read for a scrape
+//! (from the registry of streams, the hub, the database) are registered for that scrape alone,
+//! here, so that a figure the scrape could not read is left out rather than reported stale or
+//! as zero.
 
 use prometheus_client::encoding::{prometheus_text, text};
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::info::Info;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 
 use super::Metrics;
-
-/// The version and commit the binary was built from, for `pgsse_build_info`.
-const BUILD: [(&str, &str); 2] = [
-    ("version", env!("CARGO_PKG_VERSION")),
-    ("commit", env!("PGSSE_COMMIT")),
-];
 
 /// What a scrape reads from outside the metrics: the stream registry, the hub, the database.
 pub struct Snapshot {
@@ -67,53 +60,31 @@ impl Format {
 }
 
 impl Metrics {
-    /// Every metric, with `now`'s figures, in `format`.
+    /// Every metric, with `now`'s figures, in `format`: what this scrape read, then what the
+    /// gateway registered once.
     pub fn encode(&self, now: &Snapshot, format: Format) -> String {
-        let registry = self.registry(now);
+        let mut scraped = Registry::with_prefix("pgsse");
+        self.register_state(&mut scraped, now);
+        register_database(&mut scraped, now.database.as_ref());
         let mut out = String::new();
         // Writing into a String fails only if a metric's own encoding does, which none of these do.
         let written = match format {
-            Format::OpenMetrics => text::encode(&mut out, &registry),
-            Format::Prometheus => prometheus_text::encode(&mut out, &registry),
+            Format::OpenMetrics => text::encode_registry(&mut out, &scraped)
+                .and_then(|()| text::encode(&mut out, &self.registry)),
+            Format::Prometheus => prometheus_text::encode(&mut out, &scraped)
+                .and_then(|()| prometheus_text::encode(&mut out, &self.registry)),
         };
         written.expect("metrics encode into a String");
         out
     }
 
-    fn registry(&self, now: &Snapshot) -> Registry {
-        let mut root = Registry::default();
-        let pgsse = root.sub_registry_with_prefix("pgsse");
-        self.register_state(pgsse, now);
-        register_database(pgsse, now.database.as_ref());
-        self.register_counters(pgsse);
-        self.register_histograms(pgsse);
-        pgsse.register(
-            "build",
-            "The version and commit the gateway was built from",
-            Info::new(BUILD),
-        );
-        #[cfg(target_os = "linux")]
-        root.register_collector(Box::new(super::process::Process));
-        root
-    }
-
-    /// Gauges of what the gateway holds now.
+    /// Gauges of what the gateway holds now, read for this scrape.
     fn register_state(&self, r: &mut Registry, now: &Snapshot) {
         let gauge = |value: i64| ConstGauge::new(value);
         r.register(
             "clients_connected",
             "SSE streams open now",
             gauge(now.clients_connected),
-        );
-        r.register(
-            "connections_open",
-            "HTTP connections open now, streams included",
-            self.connections_open.clone(),
-        );
-        r.register(
-            "connections_max",
-            "Connections served at once (MAX_CONNECTIONS); beyond it stream requests get 503",
-            self.connections_max.clone(),
         );
         r.register(
             "listener_up",
@@ -148,113 +119,6 @@ impl Metrics {
                 ConstGauge::new(seconds),
             );
         }
-    }
-
-    fn register_counters(&self, r: &mut Registry) {
-        let counters = [
-            (
-                "events_received",
-                "Events taken from PostgreSQL and published",
-                &self.events_received,
-            ),
-            (
-                "notifications_received",
-                "Notifications received on the listener connection",
-                &self.notifications_received,
-            ),
-            (
-                "notifications_rejected",
-                "Notifications dropped because the gateway's functions did not sign them (sent by \
-                 another role, or under a replaced pgsse.notify_key)",
-                &self.notifications_rejected,
-            ),
-            (
-                "notifications_overflowed",
-                "Notifications dropped unread because as many as the listener holds were already \
-                 waiting to be read (a flood); their events were read from pgsse.event instead",
-                &self.notifications_overflowed,
-            ),
-            (
-                "frames_delivered",
-                "Event frames handed to client connections",
-                &self.frames_delivered,
-            ),
-            (
-                "replayed_from_ring",
-                "Frames replayed to resuming or lagging clients from memory",
-                &self.replayed_from_ring,
-            ),
-            (
-                "replayed_from_table",
-                "Frames replayed to resuming or lagging clients from pgsse.event",
-                &self.replayed_from_table,
-            ),
-            (
-                "lag_resyncs",
-                "Times a client fell behind the broadcast and caught up from history",
-                &self.lag_resyncs,
-            ),
-            (
-                "forced_disconnects",
-                "Clients disconnected for being too far behind",
-                &self.forced_disconnects,
-            ),
-            (
-                "streams_refused",
-                "Stream requests refused with 503 because MAX_CONNECTIONS connections (or \
-                 MAX_STREAMS streams) were open",
-                &self.streams_refused,
-            ),
-            (
-                "listener_reconnects",
-                "Times the listener lost its connection and reconnected",
-                &self.listener_reconnects,
-            ),
-        ];
-        for (name, help, counter) in counters {
-            r.register(name, help, counter.clone());
-        }
-        r.register(
-            "task_panics",
-            "Times a supervised task (the listener, the pruner, the hub's release timer) \
-             panicked and was started again",
-            self.task_panics.clone(),
-        );
-    }
-
-    fn register_histograms(&self, r: &mut Registry) {
-        r.register_with_unit(
-            "commit_to_first_write",
-            "Seconds from an event's commit in PostgreSQL (by the database's clock, carried by \
-             its notification or read from pgsse.event) to the first stream handing its frame \
-             to a client connection (by the gateway's clock); once per event, for events some \
-             client receives. On different machines it is only as right as their clocks agree",
-            Unit::Seconds,
-            self.commit_to_first_write.clone(),
-        );
-        r.register_with_unit(
-            "received_to_first_write",
-            "Seconds from the listener receiving an event from PostgreSQL (its notification, or \
-             the read of pgsse.event that found it) to the first stream handing its frame to a \
-             client connection; once per event, for events some client receives: the gateway's \
-             own part of pgsse_commit_to_first_write_seconds, by its clock alone",
-            Unit::Seconds,
-            self.first_write.clone(),
-        );
-        r.register_with_unit(
-            "catch_up_read",
-            "Seconds each read of a page of pgsse.event took: by a stream catching up \
-             (reader=stream: a resume or a lag older than the ring), or by the listener \
-             (reader=listener: after connecting, for a notification that carried only a \
-             reference or skipped ids, and its once-a-second poll)",
-            Unit::Seconds,
-            self.catch_up_seconds.clone(),
-        );
-        r.register(
-            "catch_up_read_events",
-            "Events each read of a page of pgsse.event returned, by reader",
-            self.catch_up_events.clone(),
-        );
     }
 }
 

@@ -1,68 +1,41 @@
-//! What the gateway counts and measures, for `/metrics`. Every metric is a field here and is
-//! named, typed and described once, in [`exposition`]; values that live elsewhere (the streams
-//! open, the hub's position, the database's figures) are read when scraped ([`Snapshot`]).
+//! What the gateway counts and measures, for `/metrics`. Every metric is a field here, named,
+//! described and registered once, where it is made (`Metrics::default`); values that live
+//! elsewhere (the streams open, the hub's position, the database's figures) are read when
+//! scraped ([`Snapshot`], written out by [`exposition`]).
 //!
 //! Counters and gauges are prometheus-client's: one relaxed atomic add per update, never a wait.
 //! Histograms take a short lock, so they are observed per event or per read, never per delivery.
 
 mod exposition;
+mod latency;
 #[cfg(target_os = "linux")]
 mod process;
+mod readiness;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Metric, Registry, Unit};
 
 pub use self::exposition::{DatabaseFigures, Format, Snapshot};
-use crate::event::FirstWrite;
+use self::latency::Latency;
+pub use self::latency::ReadBy;
+pub use self::readiness::LISTENER_SILENCE;
 use crate::store::events::QueueFill;
-
-/// Who read a page of `pgsse.event`, the `reader` label of the catch-up histograms.
-#[derive(Clone, Copy, Debug)]
-pub enum ReadBy {
-    /// A stream catching up: a client resuming with Last-Event-ID, or one that fell behind.
-    Stream,
-    /// The listener: after (re)connecting, for a notification that carried only a reference or
-    /// skipped ids, and in its once-a-second poll.
-    Listener,
-}
-
-impl ReadBy {
-    fn label(self) -> [(&'static str, &'static str); 1] {
-        match self {
-            ReadBy::Stream => [("reader", "stream")],
-            ReadBy::Listener => [("reader", "listener")],
-        }
-    }
-}
-
-/// Histograms labelled by [`ReadBy`].
-type ByReader = Family<[(&'static str, &'static str); 1], Histogram>;
 
 /// Counters labelled by a task's name.
 type ByTask = Family<[(&'static str, &'static str); 1], Counter>;
 
-/// The longest the listener may go without reading the event log (its once-a-second poll, or a
-/// query's deadline after it) before `/readyz` and `pgsse_listener_up` say it is not listening:
-/// events may have stopped flowing even though its connection looks up.
-pub const LISTENER_SILENCE: Duration = Duration::from_secs(15);
-
-/// Bounds of the delivery delay's buckets, in seconds: from well under the coalescing window to
-/// a client that took seconds to reach.
-const DELAY_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+/// The version and commit the binary was built from, for `pgsse_build_info`.
+const BUILD: [(&str, &str); 2] = [
+    ("version", env!("CARGO_PKG_VERSION")),
+    ("commit", env!("PGSSE_COMMIT")),
 ];
-/// Bounds of the catch-up reads' durations, in seconds, up to the query timeout.
-const READ_BUCKETS: [f64; 11] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
-/// Bounds of the events a catch-up read returned, up to a full page.
-const ROWS_BUCKETS: [f64; 6] = [0.0, 1.0, 10.0, 100.0, 250.0, 500.0];
 
 pub struct Metrics {
     started: Instant,
@@ -78,111 +51,142 @@ pub struct Metrics {
     last_read_ms: AtomicU64,
     /// How full the notification queue was at the listener's last poll.
     queue_fill: Mutex<QueueFill>,
-    /// Panics of supervised tasks, by task (see [`crate::supervisor`]).
-    task_panics: ByTask,
-    /// Events the listener took from PostgreSQL and published (each counted once).
+    // The metrics, each named and described where it is registered, in `Metrics::default`.
+    pub connections_open: Gauge,
+    pub connections_max: Gauge,
     pub events_received: Counter,
     notifications_received: Counter,
-    /// Notifications dropped because the gateway's functions did not sign them.
     pub notifications_rejected: Counter,
-    /// Notifications dropped unread because the listener's inbox was full; their events are read
-    /// from the table.
     pub notifications_overflowed: Counter,
-    /// Event frames handed to client connections: one per event per client.
     pub frames_delivered: Counter,
     pub replayed_from_ring: Counter,
     pub replayed_from_table: Counter,
     pub lag_resyncs: Counter,
     pub forced_disconnects: Counter,
-    pub listener_reconnects: Counter,
-    /// Stream requests refused because MAX_CONNECTIONS (or MAX_STREAMS) were open.
     pub streams_refused: Counter,
-    /// HTTP connections open now, streams included.
-    pub connections_open: Gauge,
-    /// MAX_CONNECTIONS as the server applies it.
-    pub connections_max: Gauge,
-    /// From the listener receiving an event to the first stream handing it to a client: one
-    /// observation per event (see [`crate::event::Frame::first_write`]).
-    first_write: Histogram,
-    /// From an event's commit (the database's clock) to the first stream handing it to a
-    /// client (the gateway's), once per event whose commit time is known.
-    commit_to_first_write: Histogram,
-    /// How long each read of a page of `pgsse.event` took, by reader.
-    catch_up_seconds: ByReader,
-    /// How many events each read of a page of `pgsse.event` returned, by reader.
-    catch_up_events: ByReader,
+    pub listener_reconnects: Counter,
+    task_panics: ByTask,
+    latency: Latency,
+    /// Every metric above, registered once; a scrape adds what it reads then (see
+    /// [`exposition`]).
+    registry: Registry,
 }
 
 impl Default for Metrics {
+    /// Every metric, registered as it is made: its field, its name (after `pgsse_`) and its help
+    /// stand together, and the exposition lists them in this order.
     fn default() -> Metrics {
-        let metrics = Metrics {
+        let mut root = Registry::default();
+        #[cfg(target_os = "linux")]
+        root.register_collector(Box::new(process::Process));
+        let r = &mut Register(root.sub_registry_with_prefix("pgsse"));
+        let build = Info::new(BUILD);
+        (r.0).register(
+            "build",
+            "The version and commit the gateway was built from",
+            build,
+        );
+        Metrics {
             started: Instant::now(),
             listening: AtomicBool::new(false),
             not_ready: Mutex::new(Some("waiting for the database".to_owned())),
             last_notification_ms: AtomicU64::new(0),
             last_read_ms: AtomicU64::new(0),
-            task_panics: ByTask::default(),
             queue_fill: Mutex::new(QueueFill::default()),
-            events_received: Counter::default(),
-            notifications_received: Counter::default(),
-            notifications_rejected: Counter::default(),
-            notifications_overflowed: Counter::default(),
-            frames_delivered: Counter::default(),
-            replayed_from_ring: Counter::default(),
-            replayed_from_table: Counter::default(),
-            lag_resyncs: Counter::default(),
-            forced_disconnects: Counter::default(),
-            listener_reconnects: Counter::default(),
-            streams_refused: Counter::default(),
-            connections_open: Gauge::default(),
-            connections_max: Gauge::default(),
-            first_write: Histogram::new(DELAY_BUCKETS),
-            commit_to_first_write: Histogram::new(DELAY_BUCKETS),
-            catch_up_seconds: Family::new_with_constructor(|| Histogram::new(READ_BUCKETS)),
-            catch_up_events: Family::new_with_constructor(|| Histogram::new(ROWS_BUCKETS)),
-        };
-        // Both readers' series exist from the start, at zero, so that rates work from the first
-        // scrape.
-        for reader in [ReadBy::Stream, ReadBy::Listener] {
-            drop(metrics.catch_up_seconds.get_or_create(&reader.label()));
-            drop(metrics.catch_up_events.get_or_create(&reader.label()));
+            connections_open: r.gauge(
+                "connections_open",
+                "HTTP connections open now, streams included",
+            ),
+            connections_max: r.gauge(
+                "connections_max",
+                "Connections served at once (MAX_CONNECTIONS); beyond it stream requests get 503",
+            ),
+            events_received: r.counter(
+                "events_received",
+                "Events taken from PostgreSQL and published",
+            ),
+            notifications_received: r.counter(
+                "notifications_received",
+                "Notifications received on the listener connection",
+            ),
+            notifications_rejected: r.counter(
+                "notifications_rejected",
+                "Notifications dropped because the gateway's functions did not sign them (sent by \
+                 another role, or under a replaced pgsse.notify_key)",
+            ),
+            notifications_overflowed: r.counter(
+                "notifications_overflowed",
+                "Notifications dropped unread because as many as the listener holds were already \
+                 waiting to be read (a flood); their events were read from pgsse.event instead",
+            ),
+            frames_delivered: r.counter(
+                "frames_delivered",
+                "Event frames handed to client connections",
+            ),
+            replayed_from_ring: r.counter(
+                "replayed_from_ring",
+                "Frames replayed to resuming or lagging clients from memory",
+            ),
+            replayed_from_table: r.counter(
+                "replayed_from_table",
+                "Frames replayed to resuming or lagging clients from pgsse.event",
+            ),
+            lag_resyncs: r.counter(
+                "lag_resyncs",
+                "Times a client fell behind the broadcast and caught up from history",
+            ),
+            forced_disconnects: r.counter(
+                "forced_disconnects",
+                "Clients disconnected for being too far behind",
+            ),
+            streams_refused: r.counter(
+                "streams_refused",
+                "Stream requests refused with 503 because MAX_CONNECTIONS connections (or \
+                 MAX_STREAMS streams) were open",
+            ),
+            listener_reconnects: r.counter(
+                "listener_reconnects",
+                "Times the listener lost its connection and reconnected",
+            ),
+            task_panics: r.add(
+                "task_panics",
+                "Times a supervised task (the listener, the pruner, the hub's release timer) \
+                 panicked and was started again",
+                ByTask::default(),
+            ),
+            latency: Latency::registered(r),
+            registry: root,
         }
-        metrics
+    }
+}
+
+/// Registers each metric as it is made, under its name and help.
+struct Register<'a>(&'a mut Registry);
+
+impl Register<'_> {
+    fn counter(&mut self, name: &str, help: &str) -> Counter {
+        self.add(name, help, Counter::default())
+    }
+
+    fn gauge(&mut self, name: &str, help: &str) -> Gauge {
+        self.add(name, help, Gauge::default())
+    }
+
+    /// `metric`, registered; the registry keeps a clone, which shares its values.
+    fn add<M: Metric + Clone>(&mut self, name: &str, help: &str, metric: M) -> M {
+        self.0.register(name, help, metric.clone());
+        metric
+    }
+
+    /// `metric`, registered in seconds (its name ends in `_seconds`).
+    fn seconds<M: Metric + Clone>(&mut self, name: &str, help: &str, metric: M) -> M {
+        self.0
+            .register_with_unit(name, help, Unit::Seconds, metric.clone());
+        metric
     }
 }
 
 impl Metrics {
-    pub fn set_listening(&self, listening: bool) {
-        if listening {
-            self.listener_read();
-            *self.lock_not_ready() = None;
-        }
-        self.listening.store(listening, Relaxed);
-    }
-
-    /// Records that the listener has just read the event log.
-    pub fn listener_read(&self) {
-        let ms = self.started.elapsed().as_millis() as u64;
-        self.last_read_ms.store(ms, Relaxed);
-    }
-
-    /// How long since the listener last read the event log.
-    fn since_listener_read(&self) -> Duration {
-        let ms = self.started.elapsed().as_millis() as u64;
-        Duration::from_millis(ms.saturating_sub(self.last_read_ms.load(Relaxed)))
-    }
-
-    /// Records how full the notification queue is; returns what it was.
-    pub fn set_queue_fill(&self, fill: QueueFill) -> QueueFill {
-        let mut queue = self.queue_fill.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::replace(&mut queue, fill)
-    }
-
-    /// How full the notification queue was at the listener's last poll.
-    pub fn queue_fill(&self) -> QueueFill {
-        *self.queue_fill.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Records that the supervised task `task` panicked.
     pub fn task_panicked(&self, task: &'static str) {
         self.task_panics.get_or_create(&[("task", task)]).inc();
@@ -191,68 +195,5 @@ impl Metrics {
     /// How often the supervised task `task` panicked.
     pub fn task_panics(&self, task: &'static str) -> u64 {
         self.task_panics.get_or_create(&[("task", task)]).get()
-    }
-
-    /// Records why the gateway is not ready, for `/readyz`.
-    pub fn set_not_ready(&self, why: String) {
-        *self.lock_not_ready() = Some(why);
-    }
-
-    /// Why the gateway is not ready, if it said, or if the listener has gone quiet.
-    pub fn not_ready(&self) -> Option<String> {
-        let said = self.lock_not_ready().clone();
-        let quiet = self.since_listener_read();
-        said.or_else(|| {
-            (self.listening.load(Relaxed) && quiet > LISTENER_SILENCE).then(|| {
-                format!(
-                    "the listener has not read the event log for {} s, so events may not be \
-                     flowing",
-                    quiet.as_secs()
-                )
-            })
-        })
-    }
-
-    fn lock_not_ready(&self) -> std::sync::MutexGuard<'_, Option<String>> {
-        self.not_ready.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether the listener is LISTENing and has read the event log lately (see
-    /// [`LISTENER_SILENCE`]).
-    pub fn is_listening(&self) -> bool {
-        self.listening.load(Relaxed) && self.since_listener_read() <= LISTENER_SILENCE
-    }
-
-    pub fn notification_received(&self) {
-        self.notifications_received.inc();
-        let ms = self.started.elapsed().as_millis() as u64;
-        self.last_notification_ms.store(ms.max(1), Relaxed);
-    }
-
-    /// Seconds since the last notification, or `None` before the first.
-    pub fn seconds_since_notification(&self) -> Option<f64> {
-        match self.last_notification_ms.load(Relaxed) {
-            0 => None,
-            ms => Some((self.started.elapsed().as_millis() as u64).saturating_sub(ms) as f64 / 1e3),
-        }
-    }
-
-    /// Records a stream handing an event to a client for the first time.
-    pub fn first_write(&self, delay: FirstWrite) {
-        self.first_write.observe(delay.since_received.as_secs_f64());
-        if let Some(since_commit) = delay.since_commit {
-            self.commit_to_first_write
-                .observe(since_commit.as_secs_f64());
-        }
-    }
-
-    /// Records a read of a page of `pgsse.event` that took `took` and returned `events`.
-    pub fn catch_up_read(&self, reader: ReadBy, took: Duration, events: usize) {
-        let label = reader.label();
-        let seconds = self.catch_up_seconds.get_or_create(&label);
-        seconds.observe(took.as_secs_f64());
-        self.catch_up_events
-            .get_or_create(&label)
-            .observe(events as f64);
     }
 }

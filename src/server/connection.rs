@@ -43,6 +43,46 @@ struct Protocols {
     idle_timeout: Duration,
 }
 
+impl Protocols {
+    /// HTTP/1 and HTTP/2 (not on the reserve) as `limits` set them, with HTTPS if it is on.
+    fn new(limits: &Limits, reserve: bool) -> Protocols {
+        let head_timeout = if reserve {
+            limits.header_timeout.min(http::RESERVE_TIMEOUT)
+        } else {
+            limits.header_timeout
+        };
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(head_timeout)
+            .max_buf_size(MAX_BUFFER)
+            // One request per connection of the reserve, which then has its connection back.
+            .keep_alive(!reserve);
+        let http2 = (!reserve).then(|| {
+            let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            http2.timer(TokioTimer::new());
+            // What may wait for each stream of a client that stops reading: what its socket holds
+            // over HTTP/1.1 (STREAM_SEND_BUFFER), not h2's 400 KB on each of up to 200 streams of
+            // a connection; then the stream waits, and catches up later as over HTTP/1.1.
+            if let Some(bytes) = limits.send_buffer {
+                http2.max_send_buf_size(bytes);
+            }
+            http2
+        });
+        let tls = limits.tls.as_ref().map(|acceptors| match reserve {
+            true => acceptors.reserve.clone(),
+            false => acceptors.served.clone(),
+        });
+        Protocols {
+            http1,
+            http2,
+            tls,
+            head_timeout,
+            idle_timeout: limits.idle_timeout,
+        }
+    }
+}
+
 /// warp's routes behind hyper, for the connections of the slots or of the reserve. A connection's
 /// whole life: its first bytes within the head timeout (hyper's own timer starts only once it
 /// reads a head), which say whether it speaks HTTP/2 (with prior knowledge) or HTTP/1, or with
@@ -51,40 +91,7 @@ struct Protocols {
 /// then) and closes.
 pub(super) fn hyper(state: Arc<State>, limits: &Limits, reserve: bool) -> Serve {
     let routes = http::routes(state, reserve);
-    let head_timeout = if reserve {
-        limits.header_timeout.min(http::RESERVE_TIMEOUT)
-    } else {
-        limits.header_timeout
-    };
-    let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1
-        .timer(TokioTimer::new())
-        .header_read_timeout(head_timeout)
-        .max_buf_size(MAX_BUFFER)
-        // One request per connection of the reserve, which then has its connection back.
-        .keep_alive(!reserve);
-    let http2 = (!reserve).then(|| {
-        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        http2.timer(TokioTimer::new());
-        // What may wait for each stream of a client that stops reading: what its socket holds
-        // over HTTP/1.1 (STREAM_SEND_BUFFER), not h2's 400 KB on each of up to 200 streams of
-        // a connection; then the stream waits, and catches up later as over HTTP/1.1.
-        if let Some(bytes) = limits.send_buffer {
-            http2.max_send_buf_size(bytes);
-        }
-        http2
-    });
-    let tls = limits.tls.as_ref().map(|acceptors| match reserve {
-        true => acceptors.reserve.clone(),
-        false => acceptors.served.clone(),
-    });
-    let protocols = Protocols {
-        http1,
-        http2,
-        tls,
-        head_timeout,
-        idle_timeout: limits.idle_timeout,
-    };
+    let protocols = Protocols::new(limits, reserve);
     // Shared by every connection, which holds only these two pointers to them.
     let (routes, protocols) = (Routes::new(warp::service(routes)), Arc::new(protocols));
     Arc::new(move |socket, shutdown, cut| {

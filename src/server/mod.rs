@@ -13,31 +13,30 @@
 //! On shutdown, streams and requests have `SHUTDOWN_GRACE_SECS` to finish; then what is left is
 //! closed.
 //!
-//! `connection` serves one connection; `metered` tells whether anything still moves on it.
+//! `accept` takes connections as they have a slot, `connection` serves one connection, and
+//! `metered` tells whether anything still moves on it.
 //!
 //! Invariants: every connection holds its slot until its task ends.
 
+mod accept;
 mod connection;
 mod metered;
 pub mod tls;
 
 use std::future::Future;
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use self::accept::{Listener, Slot};
+use crate::config::Config;
 use crate::http::State;
-use crate::shutdown;
+use crate::metrics::Metrics;
+use crate::shutdown::{self, Trigger};
 
-/// Connections accepted beyond the cap, for anything but streams. They come out of the file
-/// descriptors the default cap leaves free.
-pub const RESERVE: usize = 16;
-/// Pause after an accept error such as running out of file descriptors, which would otherwise
-/// repeat at once.
-const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+/// Connections accepted beyond the cap, for anything but streams.
+pub use crate::config::CONNECTION_RESERVE as RESERVE;
 /// hyper's read and write buffers of an HTTP/1 connection grow to at most this: the largest
 /// request head, and the output a connection holds beyond its socket's send buffer.
 const MAX_BUFFER: usize = 64 * 1024;
@@ -58,6 +57,25 @@ pub struct Limits {
     pub tls: Option<tls::Acceptors>,
 }
 
+impl Limits {
+    /// The limits `config` sets, serving `max_connections` at once (see `MAX_CONNECTIONS`), with
+    /// HTTPS if `tls` is there.
+    pub fn from_config(
+        config: &Config,
+        max_connections: usize,
+        tls: Option<tls::Acceptors>,
+    ) -> Limits {
+        Limits {
+            max_connections,
+            send_buffer: config.send_buffer(),
+            header_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+            shutdown_grace: config.shutdown_grace,
+            tls,
+        }
+    }
+}
+
 /// Serves connections from `tcp` until `stop` completes; then stops accepting, calls `stopping`
 /// (which ends the streams), and returns once hyper's connections have finished.
 pub async fn serve(
@@ -67,8 +85,6 @@ pub async fn serve(
     stop: impl Future<Output = ()>,
     stopping: impl FnOnce(),
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let reserve = Arc::new(Semaphore::new(RESERVE));
     let metrics = state.metrics().clone();
     metrics.connections_max.set(limits.max_connections as i64);
     let served = connection::hyper(state.clone(), &limits, false);
@@ -76,68 +92,35 @@ pub async fn serve(
     // Fired once the grace after shutdown is over: every connection still open then is closed.
     // Each connection holds a handle until it ends.
     let (cut, _) = shutdown::channel();
+    let mut listener = Listener::new(tcp, limits.max_connections);
     let mut stop = std::pin::pin!(stop);
-    let mut full = false;
     loop {
-        // A connection is accepted only while it has somewhere to go: a slot, or else the reserve.
-        let mut slot = match slots.clone().try_acquire_owned() {
-            Ok(permit) => Slot::served(permit),
-            Err(_) => match reserve.clone().try_acquire_owned() {
-                Ok(permit) => Slot::reserve(permit),
-                Err(_) => tokio::select! {
-                    permit = slots.clone().acquire_owned() => Slot::served(permit.expect(OPEN)),
-                    permit = reserve.clone().acquire_owned() => Slot::reserve(permit.expect(OPEN)),
-                    () = &mut stop => break,
-                },
-            },
-        };
-        let socket = tokio::select! {
-            accepted = tcp.accept() => match accepted {
-                Ok((socket, _)) => socket,
-                Err(err) => {
-                    if accept_failed(err) {
-                        tokio::select! {
-                            () = tokio::time::sleep(ACCEPT_PAUSE) => {}
-                            () = &mut stop => break,
-                        }
-                    }
-                    continue;
-                }
-            },
+        let (socket, slot) = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut stop => break,
         };
-        // The wait for a connection may be long: a slot that came free meanwhile is taken now, so
-        // that a stream is refused only if the slots are all in use when it arrives.
-        if slot.reserve {
-            if let Ok(permit) = slots.clone().try_acquire_owned() {
-                slot = Slot::served(permit);
-            }
-        }
-        if slot.reserve && !full {
-            log::warn!(
-                "{} connections open (MAX_CONNECTIONS): new stream requests are refused with 503 \
-                 until some close; up to {RESERVE} other requests are still answered",
-                limits.max_connections
-            );
-        } else if !slot.reserve && full {
-            log::info!("below MAX_CONNECTIONS again: serving streams");
-        }
-        full = slot.reserve;
         prepare(&socket, limits.send_buffer);
         let hyper = if slot.reserve { &reserved } else { &served };
         let connection = hyper(socket, state.streams.shutdown.clone(), cut.subscribe());
-        metrics.connections_open.inc();
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            connection.await;
-            metrics.connections_open.dec();
-            // The slot is held until the connection has ended.
-            drop(slot);
-        });
+        spawn(connection, slot, metrics.clone());
     }
-    drop(tcp);
+    drop(listener);
     stopping();
-    let grace = limits.shutdown_grace;
+    close_after_grace(cut, limits.shutdown_grace, &metrics).await;
+}
+
+/// Runs a connection to its end, counted open meanwhile; its slot is held until then.
+fn spawn(connection: impl Future<Output = ()> + Send + 'static, slot: Slot, metrics: Arc<Metrics>) {
+    metrics.connections_open.inc();
+    tokio::spawn(async move {
+        connection.await;
+        metrics.connections_open.dec();
+        drop(slot);
+    });
+}
+
+/// Waits for every connection to finish within `grace`; then closes what is still open.
+async fn close_after_grace(cut: Trigger, grace: Duration, metrics: &Metrics) {
     if tokio::time::timeout(grace, cut.wait_for_tasks())
         .await
         .is_err()
@@ -163,47 +146,3 @@ fn prepare(socket: &TcpStream, send_buffer: Option<usize>) {
         }
     }
 }
-
-/// Logs an accept error; returns whether accepting should pause.
-fn accept_failed(err: io::Error) -> bool {
-    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(
-        err.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        // The client gave up before its connection was accepted.
-        return false;
-    }
-    log::error!(
-        "cannot accept a connection: {err}; pausing {} s (at the open-file limit, new \
-         connections wait until streams close)",
-        ACCEPT_PAUSE.as_secs()
-    );
-    true
-}
-
-/// What a connection counts against while it is open: one of the `MAX_CONNECTIONS`, or one of
-/// the [`RESERVE`] beyond them (no streams there).
-struct Slot {
-    _permit: OwnedSemaphorePermit,
-    reserve: bool,
-}
-
-impl Slot {
-    fn served(permit: OwnedSemaphorePermit) -> Slot {
-        Slot {
-            _permit: permit,
-            reserve: false,
-        }
-    }
-
-    fn reserve(permit: OwnedSemaphorePermit) -> Slot {
-        Slot {
-            _permit: permit,
-            reserve: true,
-        }
-    }
-}
-
-/// Why acquiring a slot cannot fail.
-const OPEN: &str = "the semaphores are never closed";

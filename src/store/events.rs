@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, Statement};
 
-use crate::event::{Frame, Target};
-use crate::hub::Start;
+use crate::event::{Frame, LogPosition, Target};
 
 /// Rows per read when catching up from the table.
 pub const PAGE: i64 = 500;
@@ -73,14 +72,17 @@ pub struct Page {
 }
 
 /// Where the event log stood `ago` (zero: now): its newest id then, and its horizon.
-pub async fn position(client: &Client, ago: Duration) -> Result<Start, tokio_postgres::Error> {
+pub async fn position(
+    client: &Client,
+    ago: Duration,
+) -> Result<LogPosition, tokio_postgres::Error> {
     let row = client
         .query_one(
             include_str!("../../sql/event_log_position.sql"),
             &[&ago.as_secs_f64()],
         )
         .await?;
-    Ok(Start {
+    Ok(LogPosition {
         last_id: row.get("last_id"),
         pruned_through: row.get("pruned_through"),
     })

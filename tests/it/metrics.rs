@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::support::http::{get, request, Response};
+use crate::support::sse::SseClient;
 use crate::support::{insert_board, metric, spawn_app, spawn_app_with, TestApp, WAIT};
 
 /// What Prometheus 3 sends when it scrapes a text target.
@@ -26,17 +27,19 @@ const GAUGES: [&str; 10] = [
     "pgsse_event_table_bytes_estimate",
     "pgsse_event_table_rows_estimate",
 ];
-const COUNTERS: [&str; 10] = [
-    "pgsse_events_received",
-    "pgsse_notifications_received",
-    "pgsse_notifications_rejected",
-    "pgsse_frames_delivered",
-    "pgsse_replayed_from_ring",
-    "pgsse_replayed_from_table",
-    "pgsse_lag_resyncs",
-    "pgsse_forced_disconnects",
-    "pgsse_streams_refused",
-    "pgsse_listener_reconnects",
+/// The counters, with their values after [`app_after_one_event`]: one event received by
+/// notification and delivered to one client, nothing else.
+const COUNTERS: [(&str, f64); 10] = [
+    ("pgsse_events_received", 1.0),
+    ("pgsse_notifications_received", 1.0),
+    ("pgsse_notifications_rejected", 0.0),
+    ("pgsse_frames_delivered", 1.0),
+    ("pgsse_replayed_from_ring", 0.0),
+    ("pgsse_replayed_from_table", 0.0),
+    ("pgsse_lag_resyncs", 0.0),
+    ("pgsse_forced_disconnects", 0.0),
+    ("pgsse_streams_refused", 0.0),
+    ("pgsse_listener_reconnects", 0.0),
 ];
 
 /// Each sample's value by its name with labels, e.g. `pgsse_build_info{version="0.1.0",…}`.
@@ -66,19 +69,71 @@ async fn scrape(app: &TestApp, accept: Option<&str>) -> Response {
 
 /// A gateway that has published an event, a client has received it, and the planner has an
 /// estimate of the event table, so that every series users had is there.
-async fn app_after_one_event() -> TestApp {
+async fn app_after_one_event() -> (TestApp, OneEvent) {
     let app = spawn_app().await;
     let mut client = app.stream().await;
     let sql = app.sql().await;
+    let inserted = Instant::now();
     insert_board(&sql, "alice", "counted").await;
-    client.next_event().await;
+    let id = client.next_event().await.id();
     sql.exec("analyze pgsse.event").await;
-    app
+    let event = OneEvent {
+        id,
+        inserted,
+        _client: client,
+    };
+    (app, event)
+}
+
+/// The event [`app_after_one_event`] published.
+struct OneEvent {
+    id: i64,
+    /// Just before it was inserted: whatever the gateway measured of it came after.
+    inserted: Instant,
+    /// The client that received it, still connected.
+    _client: SseClient,
+}
+
+/// What each series users had says after [`app_after_one_event`]: each counts or measures its
+/// own thing (a series reporting another's field, or in other units, fails here).
+fn assert_after_one_event(text: &str, event: &OneEvent) {
+    let value = |name: &str| sample(text, name);
+    for (name, expected) in COUNTERS {
+        assert_eq!(
+            value(&format!("{name}_total")),
+            expected,
+            "{name} in\n{text}"
+        );
+    }
+    assert_eq!(value("pgsse_clients_connected"), 1.0, "{text}");
+    assert_eq!(value("pgsse_listener_up"), 1.0, "{text}");
+    assert_eq!(value("pgsse_hub_last_event_id"), event.id as f64);
+    assert_eq!(value("pgsse_event_log_pruned_through"), 0.0);
+    assert_eq!(value("pgsse_event_table_rows_estimate"), 1.0);
+    // The stream's connection and this scrape's, at least, and no more than are served.
+    let open = value("pgsse_connections_open");
+    assert!(open >= 2.0, "{text}");
+    assert!(value("pgsse_connections_max") >= open, "{text}");
+    // Seconds since the notification, which came after the insert began.
+    let since = value("pgsse_seconds_since_last_notification");
+    let elapsed = event.inserted.elapsed().as_secs_f64();
+    assert!(since <= elapsed + 0.002, "{since} s > {elapsed} s");
+    // A fraction of the queue, below the limit: the event came with its notification.
+    let (usage, limit) = (
+        value("pgsse_notification_queue_usage"),
+        value("pgsse_notification_queue_limit"),
+    );
+    assert!((0.0..limit).contains(&usage), "{usage} of {limit}");
+    // Bytes, not pages: at least the table's one page of 8 KiB.
+    assert!(
+        value("pgsse_event_table_bytes_estimate") >= 8192.0,
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn a_plain_scrape_gets_prometheus_text_with_every_series_users_had() {
-    let app = app_after_one_event().await;
+    let (app, event) = app_after_one_event().await;
     let response = scrape(&app, None).await;
     assert_eq!(
         response.header("content-type"),
@@ -90,20 +145,18 @@ async fn a_plain_scrape_gets_prometheus_text_with_every_series_users_had() {
             text.contains(&format!("\n# TYPE {name} gauge\n")),
             "{name} in\n{text}"
         );
-        assert!(sample(&text, name) >= 0.0);
     }
-    for name in COUNTERS {
+    for (name, _) in COUNTERS {
         let type_line = format!("\n# TYPE {name}_total counter\n");
         assert!(text.contains(&type_line), "{name} in\n{text}");
-        assert!(sample(&text, &format!("{name}_total")) >= 0.0);
     }
-    assert_eq!(sample(&text, "pgsse_events_received_total"), 1.0);
+    assert_after_one_event(&text, &event);
     assert!(!text.contains("# EOF"), "{text}");
 }
 
 #[tokio::test]
 async fn prometheus_gets_openmetrics_with_the_same_series() {
-    let app = app_after_one_event().await;
+    let (app, event) = app_after_one_event().await;
     let response = scrape(&app, Some(PROMETHEUS_ACCEPT)).await;
     assert_eq!(
         response.header("content-type"),
@@ -116,17 +169,16 @@ async fn prometheus_gets_openmetrics_with_the_same_series() {
             text.contains(&format!("\n# TYPE {name} gauge\n")),
             "{name} in\n{text}"
         );
-        assert!(sample(&text, name) >= 0.0);
     }
     // OpenMetrics names a counter's family without `_total`, and its sample with it: the series
     // Prometheus stores is the same.
-    for name in COUNTERS {
+    for (name, _) in COUNTERS {
         assert!(
             text.contains(&format!("\n# TYPE {name} counter\n")),
             "{name} in\n{text}"
         );
-        assert!(sample(&text, &format!("{name}_total")) >= 0.0);
     }
+    assert_after_one_event(&text, &event);
     assert!(text.contains("\n# TYPE pgsse_build info\n"), "{text}");
     assert!(text.contains("\n# TYPE pgsse_received_to_first_write_seconds histogram\n"));
     assert!(text.contains("\n# TYPE pgsse_commit_to_first_write_seconds histogram\n"));
@@ -140,6 +192,7 @@ async fn prometheus_gets_openmetrics_with_the_same_series() {
 async fn an_event_two_clients_received_is_one_first_write_and_two_deliveries() {
     let app = spawn_app().await;
     let mut clients = [app.stream().await, app.stream().await];
+    let inserted = Instant::now();
     insert_board(&app.sql().await, "alice", "timed").await;
     for client in &mut clients {
         assert_eq!(client.next_event().await.json()["board_name"], "timed");
@@ -150,7 +203,10 @@ async fn an_event_two_clients_received_is_one_first_write_and_two_deliveries() {
     assert_eq!(sample(&text, &format!("{first_write}_count")), 1.0);
     let inf = format!("{first_write}_bucket{{le=\"+Inf\"}}");
     assert_eq!(sample(&text, &inf), 1.0);
-    assert!(sample(&text, &format!("{first_write}_sum")) >= 0.0);
+    // Seconds, measured from the listener receiving the event, which came after the insert.
+    let delay = sample(&text, &format!("{first_write}_sum"));
+    let elapsed = inserted.elapsed().as_secs_f64();
+    assert!(delay <= elapsed, "{delay} s > {elapsed} s");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The SSE endpoint itself: headers, first bytes, keep-alives, bad requests, clean-up and
 //! shutdown.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -343,6 +343,7 @@ async fn shutdown_ends_every_open_stream_and_the_server_exits() {
 async fn metrics_are_prometheus_text_covering_clients_events_replays_and_the_listener() {
     let app = spawn_app().await;
     let mut client = app.stream().await;
+    let inserted = Instant::now();
     insert_board(&app.sql().await, "alice", "counted").await;
     client.next_event().await;
     let response = get(app.addr, "/metrics").await;
@@ -370,19 +371,30 @@ async fn metrics_are_prometheus_text_covering_clients_events_replays_and_the_lis
     // The stream's connection and this request's, at least.
     assert!(value("connections_open") >= 2.0);
     assert!(value("connections_max") >= 2.0);
+    // The event came by notification; nothing was replayed, nobody lagged or was cut off, and
+    // the listener never lost its connection: each counter counts its own thing.
+    assert_eq!(value("notifications_received_total"), 1.0);
     for name in [
-        "notifications_received_total",
         "replayed_from_ring_total",
         "replayed_from_table_total",
         "lag_resyncs_total",
         "forced_disconnects_total",
         "listener_reconnects_total",
-        "seconds_since_last_notification",
-        "notification_queue_usage",
-        "event_table_bytes_estimate",
     ] {
-        assert!(value(name) >= 0.0);
+        assert_eq!(value(name), 0.0, "{name}");
     }
+    // Seconds since the notification, which came after the insert began.
+    let since = value("seconds_since_last_notification");
+    let elapsed = inserted.elapsed().as_secs_f64();
+    assert!(since <= elapsed + 0.002, "{since} s > {elapsed} s");
+    // A fraction of the queue, below the limit: the event came with its notification.
+    let (usage, limit) = (
+        value("notification_queue_usage"),
+        value("notification_queue_limit"),
+    );
+    assert!((0.0..limit).contains(&usage), "{usage} of {limit}");
+    // Bytes: a whole number of 8 KiB pages.
+    assert_eq!(value("event_table_bytes_estimate") % 8192.0, 0.0);
 }
 
 #[tokio::test]

@@ -80,46 +80,14 @@ impl Registry {
     /// Adds a stream, unless `MAX_STREAMS` are connected. If the user now has more than the
     /// allowed streams, the oldest of them is told to close.
     pub fn register(self: &Arc<Self>, claim: Claim, filters: Value) -> Result<Registration, Full> {
-        let Claim {
-            user,
-            client_id,
-            session_id,
-            authenticated,
-        } = claim;
+        let user = claim.user.clone();
         let mut inner = self.lock();
         self.room_in(&inner)?;
         inner.next_key += 1;
-        let key = inner.next_key;
-        let client_id = client_id.unwrap_or_else(|| {
-            let random = RandomState::new().hash_one(key) as u32;
-            format!("{key:x}-{random:08x}")
-        });
-        let entry = Arc::new(Entry {
-            key,
-            viewer: Viewer {
-                user: user.clone(),
-                client_id,
-                session_id,
-                authenticated,
-            },
-            filters,
-            connected_at: SystemTime::now(),
-            last_event_id: AtomicI64::new(0),
-            evicted: Notify::new(),
-        });
-        inner.streams.insert(key, entry.clone());
+        let entry = Arc::new(Entry::new(inner.next_key, claim, filters));
+        inner.streams.insert(entry.key, entry.clone());
         if let Some(user) = user {
-            let queue = inner.by_user.entry(user.clone()).or_default();
-            queue.push_back(key);
-            let oldest = (queue.len() > self.max_per_user).then(|| queue.pop_front());
-            if let Some(stream) = oldest.flatten().and_then(|k| inner.streams.get(&k)) {
-                log::info!(
-                    "closing the oldest stream of {user:?} (client {}): it has more than {} streams",
-                    stream.viewer.client_id,
-                    self.max_per_user
-                );
-                stream.evicted.notify_one();
-            }
+            self.limit_user(&mut inner, user, entry.key);
         }
         Ok(Registration {
             registry: self.clone(),
@@ -165,12 +133,49 @@ impl Registry {
         }
     }
 
+    /// Queues stream `key` among `user`'s, and tells the oldest of them to close if the user now
+    /// has more than the allowed streams.
+    fn limit_user(&self, inner: &mut Inner, user: String, key: u64) {
+        let queue = inner.by_user.entry(user.clone()).or_default();
+        queue.push_back(key);
+        let oldest = (queue.len() > self.max_per_user).then(|| queue.pop_front());
+        if let Some(stream) = oldest.flatten().and_then(|k| inner.streams.get(&k)) {
+            log::info!(
+                "closing the oldest stream of {user:?} (client {}): it has more than {} streams",
+                stream.viewer.client_id,
+                self.max_per_user
+            );
+            stream.evicted.notify_one();
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl Entry {
+    /// A stream with registry key `key`; without a clientId of its own, it is given one.
+    fn new(key: u64, claim: Claim, filters: Value) -> Entry {
+        let client_id = claim.client_id.unwrap_or_else(|| {
+            let random = RandomState::new().hash_one(key) as u32;
+            format!("{key:x}-{random:08x}")
+        });
+        Entry {
+            key,
+            viewer: Viewer {
+                user: claim.user,
+                client_id,
+                session_id: claim.session_id,
+                authenticated: claim.authenticated,
+            },
+            filters,
+            connected_at: SystemTime::now(),
+            last_event_id: AtomicI64::new(0),
+            evicted: Notify::new(),
+        }
+    }
+
     pub fn sent(&self, id: i64) {
         self.last_event_id.store(id, Relaxed);
     }

@@ -130,46 +130,36 @@ async fn session(
     within(listening.batch_execute(&format!("listen {CHANNEL}"))).await?;
     let (client, connection) = connect(&for_reads(pg)).await?;
     let mut reads = AbortOnDrop(tokio::spawn(connection));
-    let mut reader = Reader {
-        statement: within(events::prepare(&client)).await?,
-        poll: within(client.prepare(events::POLL)).await?,
-        key: read_key(&client).await?,
-        key_reread: None,
-        key_doubted: false,
-        client,
-        verified_since_poll: false,
-        hub,
-        metrics,
-    };
+    let mut reader = Reader::new(client, hub, metrics).await?;
     if !hub.is_started() {
-        // Where the log stood when the gateway started, not now: streams may have opened since,
-        // while the database could not be reached, and every event committed after they opened
-        // is theirs. A second more makes up for the time a commit takes to be seen.
-        let ago = hub.age() + Duration::from_secs(1);
-        let start = within(events::position(&reader.client, ago)).await?;
-        hub.start(start);
-        log::info!(
-            "event log at {} stands at event {} (pruned through {})",
-            db::describe(pg),
-            start.last_id,
-            start.pruned_through
-        );
+        reader.start_hub(pg).await?;
     }
     // LISTEN first, then read: whatever committed before LISTEN is in the table.
     reader.catch_up(Instant::now()).await?;
     log::info!("listener: listening after event {}", hub.position().last_id);
     metrics.set_listening(true);
     backoff.reset();
+    follow(&mut reader, &mut inbox, &listening, &mut reads).await
+}
+
+/// Forwards notifications and reads the table as they and the clock ask, until a connection
+/// fails.
+async fn follow(
+    reader: &mut Reader<'_>,
+    inbox: &mut Inbox,
+    listening: &Client,
+    reads: &mut AbortOnDrop<Result<(), tokio_postgres::Error>>,
+) -> Result<Infallible, ListenError> {
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut dropped = tokio::time::interval(DROPPED_POLL_INTERVAL);
     dropped.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let pulse = pulse(&listening, inbox.heard());
+    let pulse = pulse(listening, inbox.heard());
     tokio::pin!(pulse);
     loop {
         tokio::select! {
             message = inbox.recv() => match message {
-                Some(Ok(notification)) => reader.forward(&inbox, &notification).await?,
+                Some(Ok(notification)) => reader.forward(inbox, &notification).await?,
                 Some(Err(err)) => return Err(err.into()),
                 None => return Err(ListenError::Closed),
             },
@@ -178,7 +168,7 @@ async fn session(
                 Ok(Err(err)) => ListenError::Reads(err),
                 _ => ListenError::Closed,
             }),
-            _ = poll.tick() => reader.poll(&inbox).await?,
+            _ = poll.tick() => reader.poll(inbox).await?,
             _ = dropped.tick() => {
                 if inbox.take_dropped() {
                     reader.after_dropped().await?;
@@ -207,7 +197,42 @@ struct Reader<'a> {
     metrics: &'a Metrics,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    /// A reader on `client`, with its statements prepared and the notify key read.
+    async fn new(
+        client: Client,
+        hub: &'a Hub,
+        metrics: &'a Metrics,
+    ) -> Result<Reader<'a>, ListenError> {
+        Ok(Reader {
+            statement: within(events::prepare(&client)).await?,
+            poll: within(client.prepare(events::POLL)).await?,
+            key: read_key(&client).await?,
+            key_reread: None,
+            key_doubted: false,
+            client,
+            verified_since_poll: false,
+            hub,
+            metrics,
+        })
+    }
+
+    /// Starts the hub where the log stood when the gateway started, not now: streams may have
+    /// opened since, while the database could not be reached, and every event committed after
+    /// they opened is theirs. A second more makes up for the time a commit takes to be seen.
+    async fn start_hub(&self, pg: &tokio_postgres::Config) -> Result<(), ListenError> {
+        let ago = self.hub.age() + Duration::from_secs(1);
+        let start = within(events::position(&self.client, ago)).await?;
+        self.hub.start(start);
+        log::info!(
+            "event log at {} stands at event {} (pruned through {})",
+            db::describe(pg),
+            start.last_id,
+            start.pruned_through
+        );
+        Ok(())
+    }
+
     /// Publishes the event a notification carries, if the gateway's functions signed it. A
     /// reference-only notification (an event for someone in particular, or too large for
     /// `pg_notify`) or one that skips ids is served from the table instead, so that nothing

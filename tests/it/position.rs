@@ -13,7 +13,11 @@ use tokio::time::timeout;
 use tokio_postgres::error::SqlState;
 
 use crate::support::checker::Recorder;
-use crate::support::{connect, insert_board, newest_event, pg, spawn_app, spawn_app_on, Sql, WAIT};
+use crate::support::http::request;
+use crate::support::{
+    connect, insert_board, newest_event, pg, spawn_app, spawn_app_on, spawn_app_with, Sql, TestApp,
+    WAIT,
+};
 
 /// How many times a read and its position are taken while writers commit.
 const ROUNDS: usize = 30;
@@ -64,6 +68,20 @@ async fn wait_for_events(sql: &Sql) {
         }
     };
     timeout(WAIT, some).await.expect("the writers write");
+}
+
+/// Reads a stream of `newBoard` events from `position` through the newest event, and returns
+/// the boards' data in the order received.
+async fn boards_after(app: &TestApp, position: i64, through: i64) -> Vec<Value> {
+    let path = "/sse/notifications/?events=newBoard";
+    let mut recorder = Recorder::connect(app.addr, path, Some(position)).await;
+    recorder.read_through(through).await;
+    assert!(
+        recorder.received.iter().all(|e| e.event == "newBoard"),
+        "from {position}: {:?}",
+        recorder.received
+    );
+    recorder.events().map(|e| e.json()).collect()
 }
 
 /// Every board's name, by id.
@@ -154,6 +172,131 @@ async fn a_stream_from_the_position_of_a_read_delivers_exactly_the_rows_the_read
             "",
             "the stream from {position} after a read of {} boards",
             read.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_get_of_the_api_gives_the_position_from_which_the_stream_completes_its_answer() {
+    let app = spawn_app().await;
+    let sql = app.sql().await;
+    // At most 90 boards: every list below is one page of at most 100.
+    let writers = Writers::start(&app.database_url, 3, 30);
+    wait_for_events(&sql).await;
+    let mut answers = Vec::new();
+    for _ in 0..ROUNDS {
+        let answer = app.get("/api/boards?limit=100").await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let position: i64 = answer
+            .header("pgsse-position")
+            .expect("a Pgsse-Position header")
+            .parse()
+            .expect("a position is a number");
+        let body = answer.json();
+        assert_eq!(body["next"], Value::Null, "one page holds every board");
+        let listed: Vec<i64> = body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|b| b["id"].as_i64().expect("an id"))
+            .collect();
+        answers.push((listed, position));
+    }
+    writers.stop().await;
+
+    let all = every_board(&sql).await;
+    let through = newest_event(&sql).await;
+    for (listed, position) in answers {
+        let streamed = delivered(&boards_after(&app, position, through).await);
+        let read = listed.iter().copied().collect();
+        let wrong = gaps(&all, &read, &streamed);
+        assert_eq!(
+            wrong,
+            "",
+            "the list of {} boards and the stream from {position}",
+            listed.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_get_that_reads_the_database_has_the_position_even_when_nothing_is_found() {
+    let app = spawn_app().await;
+    let sql = app.sql().await;
+    let board = insert_board(&sql, "ann", "b").await;
+    sql.exec("insert into path(board_id, user_id) select id, creator_id from board")
+        .await;
+    let user: i64 = sql.one("select id from app_user", &[]).await.get(0);
+    let path: i64 = sql.one("select id from path", &[]).await.get(0);
+    let newest = newest_event(&sql).await.to_string();
+    let found = [
+        format!("/api/users/{user}"),
+        "/api/boards".into(),
+        format!("/api/boards/{board}"),
+        format!("/api/boards/{board}/paths"),
+        format!("/api/paths/{path}"),
+    ];
+    for route in found {
+        let answer = app.get(&route).await;
+        assert_eq!(answer.status, 200, "{route}: {}", answer.text());
+        assert_eq!(
+            answer.header("pgsse-position"),
+            Some(newest.as_str()),
+            "{route}"
+        );
+    }
+    let missing = [
+        "/api/users/99",
+        "/api/boards/99",
+        "/api/boards/99/paths",
+        "/api/paths/99",
+    ];
+    for route in missing {
+        let answer = app.get(route).await;
+        assert_eq!(answer.status, 404, "{route}: {}", answer.text());
+        assert_eq!(
+            answer.header("pgsse-position"),
+            Some(newest.as_str()),
+            "{route}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_position_header_is_described_and_pages_of_other_origins_may_read_it() {
+    let page = "https://app.example.com";
+    let app = spawn_app_with(&[("CORS_ORIGINS", page)]).await;
+    let got = request(app.addr, "GET", "/api/boards", &[("Origin", page)], None).await;
+    assert_eq!(got.status, 200);
+    assert!(got.header("pgsse-position").is_some());
+    let exposed = got
+        .header("access-control-expose-headers")
+        .expect("exposed headers")
+        .to_ascii_lowercase();
+    assert!(exposed.contains("pgsse-position"), "{exposed}");
+
+    let doc = app.get("/api/openapi.json").await.json();
+    let routes = [
+        ("/api/users/{id}", "200"),
+        ("/api/users/{id}", "404"),
+        ("/api/boards", "200"),
+        ("/api/boards/{id}", "200"),
+        ("/api/boards/{id}", "404"),
+        ("/api/boards/{id}/paths", "200"),
+        ("/api/boards/{id}/paths", "404"),
+        ("/api/paths/{id}", "200"),
+        ("/api/paths/{id}", "404"),
+    ];
+    for (route, status) in routes {
+        let header = &doc["paths"][route]["get"]["responses"][status]["headers"]["Pgsse-Position"];
+        assert_eq!(
+            header["schema"]["type"], "integer",
+            "{route} {status}: {header}"
+        );
+        let description = header["description"].as_str().unwrap_or_default();
+        assert!(
+            description.contains("lastEventId"),
+            "{route} {status}: {header}"
         );
     }
 }

@@ -9,8 +9,9 @@ use warp::{Filter, Reply};
 
 use super::error::{ApiError, BodyErrors, ErrorBody, Unavailable};
 use super::params::{self, Query};
-use super::{body, validate, with_state, Page, State};
+use super::{body, position, validate, with_state, Page, State};
 use crate::store::boards::{self, Board, NewBoard};
+use crate::store::position::read;
 
 /// The longest board name accepted through the API, in characters.
 pub(super) const NAME_MAX: usize = 200;
@@ -106,7 +107,8 @@ async fn create(
             description = "Only boards with a smaller id (the `next` link sets it)."),
     ),
     responses(
-        (status = 200, description = "A page of boards, newest first.", body = Page<Board>),
+        (status = 200, description = "A page of boards, newest first.", body = Page<Board>,
+            headers(("Pgsse-Position" = i64))),
         (status = 400, description = "limit or before is not a whole number in its range.",
             body = ErrorBody),
         Unavailable,
@@ -114,29 +116,32 @@ async fn create(
 async fn list(query: Query, state: Arc<State>) -> Result<impl Reply, ApiError> {
     let limit = params::int(&query, "limit", 1, PAGE_MAX)?.unwrap_or(PAGE_DEFAULT);
     let before = params::int(&query, "before", 1, i64::MAX)?;
-    let client = state.database().await?;
-    let items = boards::page(&client, before, limit).await?;
+    let mut client = state.database().await?;
+    let (items, at) = read(&mut client, async |c| boards::page(c, before, limit).await).await?;
     let next = match items.last() {
         Some(last) if items.len() as i64 == limit => {
             Some(format!("/api/boards?limit={limit}&before={}", last.id))
         }
         _ => None,
     };
-    Ok(super::json(&Page { items, next }))
+    Ok(position::with(super::json(&Page { items, next }), at))
 }
 
 /// GET /api/boards/{id}
 #[utoipa::path(get, operation_id = "getBoard", path = "/api/boards/{id}", tag = "boards",
     params(("id" = i64, Path, description = "The board's id.")),
     responses(
-        (status = 200, description = "The board.", body = Board),
-        (status = 404, description = "There is no such board.", body = ErrorBody),
+        (status = 200, description = "The board.", body = Board, headers(("Pgsse-Position" = i64))),
+        (status = 404, description = "There is no such board.", body = ErrorBody,
+            headers(("Pgsse-Position" = i64))),
         Unavailable,
     ))]
 async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
-    let client = state.database().await?;
-    match boards::by_id(&client, id).await? {
+    let mut client = state.database().await?;
+    let (board, at) = read(&mut client, async |c| boards::by_id(c, id).await).await?;
+    let reply = match board {
         Some(board) => Ok(super::json(&board)),
         None => Err(ApiError::NotFound(format!("there is no board {id}"))),
-    }
+    };
+    Ok(position::with(reply, at))
 }

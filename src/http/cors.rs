@@ -11,8 +11,9 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::config::CorsOrigins;
 
-/// warp's CORS filter for `origins`: the routes' methods and the headers pages send (the
-/// access token, a stream's `Last-Event-ID`), with credentials only for listed origins.
+/// warp's CORS filter for `origins`: the routes' methods, the headers pages send (the access
+/// token, a stream's `Last-Event-ID`) and those they may read (the REST API's `Pgsse-Position`),
+/// with credentials only for listed origins.
 pub fn filter(origins: &CorsOrigins) -> warp::cors::Builder {
     let cors = warp::cors()
         .allow_methods(["GET", "HEAD", "POST", "DELETE"])
@@ -22,7 +23,7 @@ pub fn filter(origins: &CorsOrigins) -> warp::cors::Builder {
             "last-event-id",
             "cache-control",
         ])
-        .expose_headers(["retry-after", "location"])
+        .expose_headers(["retry-after", "location", super::position::HEADER])
         .max_age(600);
     match origins {
         CorsOrigins::None => cors,

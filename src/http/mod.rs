@@ -12,6 +12,7 @@ mod health;
 pub mod openapi;
 mod params;
 mod paths;
+mod position;
 mod publish;
 mod sse;
 mod users;

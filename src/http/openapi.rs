@@ -17,6 +17,7 @@ use warp::{Filter, Rejection};
 
 use super::auth::COOKIE;
 use super::error::ErrorBody;
+use super::position::Described;
 use super::{boards, health, paths, publish, sse, users};
 
 /// Every route the description covers: the REST API under `/api/`, the event stream and the
@@ -55,7 +56,7 @@ use super::{boards, health, paths, publish, sse, users};
         document,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&Security, &HeadAsGet),
+    modifiers(&Security, &Described, &HeadAsGet),
 )]
 struct ApiDoc;
 

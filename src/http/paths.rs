@@ -9,9 +9,10 @@ use warp::{Filter, Reply};
 
 use super::error::{ApiError, BodyErrors, ErrorBody, Unavailable};
 use super::params::{self, Query};
-use super::{body, validate, with_state, Page, State};
+use super::{body, position, validate, with_state, Page, State};
 use crate::store::boards;
 use crate::store::paths::{self, Path};
+use crate::store::position::read;
 
 const PAGE_DEFAULT: i64 = 100;
 pub(super) const PAGE_MAX: i64 = 1000;
@@ -100,20 +101,28 @@ async fn create(
     ),
     responses(
         (status = 200, description = "A page of the board's paths, in drawing order.",
-            body = Page<Path>),
+            body = Page<Path>, headers(("Pgsse-Position" = i64))),
         (status = 400, description = "limit or after is not a whole number in its range.",
             body = ErrorBody),
-        (status = 404, description = "There is no such board.", body = ErrorBody),
+        (status = 404, description = "There is no such board.", body = ErrorBody,
+            headers(("Pgsse-Position" = i64))),
         Unavailable,
     ))]
 async fn list(board_id: i64, query: Query, state: Arc<State>) -> Result<impl Reply, ApiError> {
     let limit = params::int(&query, "limit", 1, PAGE_MAX)?.unwrap_or(PAGE_DEFAULT);
     let after = params::int(&query, "after", 0, i64::MAX)?.unwrap_or(0);
-    let client = state.database().await?;
-    if boards::by_id(&client, board_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("there is no board {board_id}")));
-    }
-    let items = paths::page(&client, board_id, after, limit).await?;
+    let mut client = state.database().await?;
+    let (items, at) = read(&mut client, async |c| {
+        match boards::by_id(c, board_id).await? {
+            Some(_) => Ok(Some(paths::page(c, board_id, after, limit).await?)),
+            None => Ok(None),
+        }
+    })
+    .await?;
+    let Some(items) = items else {
+        let missing = ApiError::NotFound(format!("there is no board {board_id}"));
+        return Ok(position::with(missing, at));
+    };
     let next = match items.last() {
         Some(last) if items.len() as i64 == limit => Some(format!(
             "/api/boards/{board_id}/paths?limit={limit}&after={}",
@@ -121,21 +130,24 @@ async fn list(board_id: i64, query: Query, state: Arc<State>) -> Result<impl Rep
         )),
         _ => None,
     };
-    Ok(super::json(&Page { items, next }))
+    Ok(position::with(super::json(&Page { items, next }), at))
 }
 
 /// GET /api/paths/{id}
 #[utoipa::path(get, operation_id = "getPath", path = "/api/paths/{id}", tag = "paths",
     params(("id" = i64, Path, description = "The path's id.")),
     responses(
-        (status = 200, description = "The path.", body = Path),
-        (status = 404, description = "There is no such path.", body = ErrorBody),
+        (status = 200, description = "The path.", body = Path, headers(("Pgsse-Position" = i64))),
+        (status = 404, description = "There is no such path.", body = ErrorBody,
+            headers(("Pgsse-Position" = i64))),
         Unavailable,
     ))]
 async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
-    let client = state.database().await?;
-    match paths::by_id(&client, id).await? {
+    let mut client = state.database().await?;
+    let (path, at) = read(&mut client, async |c| paths::by_id(c, id).await).await?;
+    let reply = match path {
         Some(path) => Ok(super::json(&path)),
         None => Err(ApiError::NotFound(format!("there is no path {id}"))),
-    }
+    };
+    Ok(position::with(reply, at))
 }

@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 use warp::{Filter, Reply};
 
 use super::error::{ApiError, BodyErrors, ErrorBody, Unavailable};
-use super::{body, validate, with_state, State};
+use super::{body, position, validate, with_state, State};
+use crate::store::position::read;
 use crate::store::users::{self, User};
 use crate::store::StoreError;
 
@@ -67,14 +68,17 @@ async fn create(
 #[utoipa::path(get, operation_id = "getUser", path = "/api/users/{id}", tag = "users",
     params(("id" = i64, Path, description = "The user's id.")),
     responses(
-        (status = 200, description = "The user.", body = User),
-        (status = 404, description = "There is no such user.", body = ErrorBody),
+        (status = 200, description = "The user.", body = User, headers(("Pgsse-Position" = i64))),
+        (status = 404, description = "There is no such user.", body = ErrorBody,
+            headers(("Pgsse-Position" = i64))),
         Unavailable,
     ))]
 async fn get(id: i64, state: Arc<State>) -> Result<impl Reply, ApiError> {
-    let client = state.database().await?;
-    match users::by_id(&client, id).await? {
+    let mut client = state.database().await?;
+    let (user, at) = read(&mut client, async |c| users::by_id(c, id).await).await?;
+    let reply = match user {
         Some(user) => Ok(super::json(&user)),
         None => Err(ApiError::NotFound(format!("there is no user {id}"))),
-    }
+    };
+    Ok(position::with(reply, at))
 }

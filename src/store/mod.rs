@@ -5,6 +5,7 @@ pub mod boards;
 mod error;
 pub mod events;
 pub mod paths;
+pub mod position;
 pub mod users;
 
 pub use error::StoreError;

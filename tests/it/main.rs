@@ -20,6 +20,7 @@ mod nginx;
 mod openapi;
 mod options;
 mod poison;
+mod position;
 mod probes;
 mod recovery;
 mod resume;

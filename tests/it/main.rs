@@ -29,5 +29,6 @@ mod support;
 mod targeted;
 mod tls;
 mod trust;
+mod watch;
 mod web;
 mod writers;

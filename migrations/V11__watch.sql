@@ -149,6 +149,25 @@ create table pgsse.watches (
     watched_at timestamptz not null default now()
 );
 
+-- Forgets the definitions of tables that were dropped (a dropped table takes its trigger with it,
+-- but not its row here nor its function), so that their kinds are free again.
+create function pgsse.forget_dropped_watches() returns void
+language plpgsql
+set search_path = pg_catalog, pgsse, pg_temp
+as $$
+declare
+    watch_id bigint;
+begin
+    for watch_id in
+        delete from pgsse.watches w
+         where not exists (select 1 from pg_class c where c.oid = w."table")
+        returning w.id
+    loop
+        execute format('drop function if exists pgsse.%I()', 'watch_' || watch_id);
+    end loop;
+end;
+$$;
+
 -- Refuses an expression of a watch definition that is not one SQL expression of the row's
 -- columns of the right type, with the database's own reason. `template` places the expression
 -- (%s) in a query over a row of the table, with no row: `r` in `from (select (null::t).*) r`.
@@ -228,6 +247,7 @@ begin
     if relation is null then
         raise exception 'pgsse.watch needs a table' using errcode = 'invalid_parameter_value';
     end if;
+    perform pgsse.forget_dropped_watches();
     select c.relkind into relkind from pg_class c where c.oid = relation;
     if (select relnamespace from pg_class where oid = relation) = 'pgsse'::regnamespace then
         raise exception 'table % is one of pgsse''s own; watch the application''s tables',
@@ -365,6 +385,7 @@ as $$
 declare
     watch_id bigint;
 begin
+    perform pgsse.forget_dropped_watches();
     delete from pgsse.watches w where w."table" = unwatch."table" returning w.id into watch_id;
     if watch_id is null then
         return false;
@@ -391,6 +412,7 @@ $$;
 
 revoke execute on function
     pgsse.emit(text, jsonb, text, text, text, text, text[], text),
+    pgsse.forget_dropped_watches(),
     pgsse.check_watch_expression(text, text, regclass, text, text),
     pgsse.watch(regclass, text, text[], text[], text, text, text),
     pgsse.unwatch(regclass)

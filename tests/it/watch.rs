@@ -569,3 +569,32 @@ async fn definitions_outlive_a_gateway_and_reach_a_second_one() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_table_dropped_and_made_again_can_be_watched_under_its_kind() {
+    let (app, sql) = orders_app().await;
+    sql.exec("select pgsse.watch('orders', 'order', columns => array['id'])")
+        .await;
+    sql.exec(&format!("drop table orders; {ORDERS}")).await;
+    sql.exec("select pgsse.watch('orders', 'order', columns => array['id', 'status'])")
+        .await;
+    let mut stream = app.stream().await;
+    sql.exec("insert into orders default values").await;
+    end_mark(&sql).await;
+    assert_eq!(
+        kinds_and_data(&until_end(&mut stream).await),
+        [(
+            "order".to_owned(),
+            json!({"op": "insert", "row": {"id": 1, "status": "new"}})
+        )]
+    );
+    let functions: i64 = sql
+        .one(
+            "select count(*) from pg_proc where pronamespace = 'pgsse'::regnamespace \
+                                           and proname like 'watch\\_%'",
+            &[],
+        )
+        .await
+        .get(0);
+    assert_eq!(functions, 1, "the dropped table's function is gone");
+}

@@ -2,11 +2,18 @@
 //! stream shows of a watched table's inserts, updates and deletes; who gets them; the topic
 //! filter; refusals; large rows; the least-privilege setup; definitions that outlive a gateway.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::{json, Value};
+use tokio::time::timeout;
 use tokio_postgres::error::SqlState;
 
 use crate::support::sse::{SseClient, SseEvent};
-use crate::support::{as_role, connect, pg, spawn_app, spawn_app_on, spawn_app_with, Sql, TestApp};
+use crate::support::{
+    as_role, connect, pg, spawn_app, spawn_app_on, spawn_app_with, Sql, TestApp, WAIT,
+};
 
 const SECRET: &str = "a test secret that is long enough for HS256";
 
@@ -597,4 +604,122 @@ async fn a_table_dropped_and_made_again_can_be_watched_under_its_kind() {
         .await
         .get(0);
     assert_eq!(functions, 1, "the dropped table's function is gone");
+}
+
+/// Orders by id with their status, as a read or a replay of events sees them.
+type Orders = std::collections::BTreeMap<i64, String>;
+
+/// Writes orders until stopped: each round inserts one, changes the status of one and deletes
+/// one, each in a transaction of its own.
+async fn write_orders(url: String, writer: usize, stop: Arc<AtomicBool>) {
+    let sql = connect(&url).await;
+    let mut round = 0;
+    while !stop.load(Ordering::Relaxed) {
+        round += 1;
+        sql.exec(&format!(
+            "insert into orders (customer) values ('w{writer}'); \
+             update orders set status = 'w{writer}-{round}' \
+              where id = (select id from orders order by random() limit 1); \
+             delete from orders \
+              where id = (select id from orders where {round} % 3 = 0 order by random() limit 1)"
+        ))
+        .await;
+    }
+}
+
+/// `read`, with the stream's events applied in order; an insert of an order the read has, or an
+/// update or delete of one it lacks, is an event the read already reflected (or one missing).
+fn replay(mut read: Orders, events: &[SseEvent]) -> Result<Orders, String> {
+    for event in events {
+        let data = event.json();
+        let id = data["row"]["id"].as_i64().expect("an order id");
+        let status = data["row"]["status"].as_str().expect("a status").to_owned();
+        let known = read.contains_key(&id);
+        match (data["op"].as_str(), known) {
+            (Some("insert"), false) | (Some("update"), true) => {
+                read.insert(id, status);
+            }
+            (Some("delete"), true) => {
+                read.remove(&id);
+            }
+            (op, _) => {
+                return Err(format!(
+                    "event {} ({op:?} of {id}) does not fit",
+                    event.id()
+                ))
+            }
+        }
+    }
+    Ok(read)
+}
+
+#[tokio::test]
+async fn a_read_of_a_watched_table_and_the_stream_from_its_position_make_the_final_state() {
+    const ROUNDS: usize = 20;
+    let (app, reader) = orders_app().await;
+    reader
+        .exec(
+            "select pgsse.watch('orders', 'order', columns => array['id', 'status'], \
+                 operations => array['insert', 'update', 'delete'])",
+        )
+        .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| tokio::spawn(write_orders(app.database_url.clone(), w, stop.clone())))
+        .collect();
+    let newest = || crate::support::newest_event(&reader);
+    let under_way = async {
+        while newest().await < 10 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    timeout(WAIT, under_way).await.expect("the writers write");
+    let mut reads = Vec::new();
+    for _ in 0..ROUNDS {
+        reader
+            .exec("begin isolation level repeatable read read only")
+            .await;
+        let rows = reader.query("select id, status from orders", &[]).await;
+        let read: Orders = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let position: i64 = reader.one("select pgsse.position()", &[]).await.get(0);
+        reader.exec("commit").await;
+        let path = format!("/sse/notifications/?events=order&lastEventId={position}");
+        reads.push((read, position, app.sse(&path, &[]).await));
+    }
+    // Every read is followed by the writers' commits before they stop.
+    let last_read = reads.last().map_or(0, |(_, position, _)| *position);
+    let more = async {
+        while newest().await <= last_read {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    timeout(WAIT, more).await.expect("the writers write on");
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        timeout(WAIT, writer)
+            .await
+            .expect("a writer stops")
+            .expect("cleanly");
+    }
+    let rows = reader.query("select id, status from orders", &[]).await;
+    let last: Orders = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let through = crate::support::newest_event(&reader).await;
+    let mut changed_after = 0;
+    for (read, position, mut stream) in reads {
+        let mut events = Vec::new();
+        while events.last().map_or(position, SseEvent::id) < through {
+            events.push(stream.next_event().await);
+        }
+        changed_after += usize::from(!events.is_empty() && !read.is_empty());
+        let replayed = replay(read, &events);
+        assert_eq!(
+            replayed.as_ref(),
+            Ok(&last),
+            "the read at {position} and its stream"
+        );
+    }
+    assert_eq!(
+        changed_after, ROUNDS,
+        "every read saw orders, and changes came after it"
+    );
 }

@@ -26,6 +26,9 @@ pub struct Event {
     /// The commit time, in seconds since the epoch (from migration 8 on).
     #[serde(default)]
     pub at: Option<f64>,
+    /// The topic of a watched table's event, when its definition gives one (from migration 11 on).
+    #[serde(default)]
+    pub topic: Option<String>,
 }
 
 /// Where the event log stands (or stood): the hub starts from it.
@@ -40,8 +43,9 @@ pub struct LogPosition {
 /// Who a targeted event is for. Every field that is set must match the stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Target {
-    /// A username.
-    pub user: Option<String>,
+    /// The usernames it is for, sorted and each once: a stream of any of them matches. Empty when
+    /// it names no user.
+    pub users: Box<[String]>,
     /// A stream's `clientId`.
     pub client: Option<String>,
     /// A stream's `sessionId`.
@@ -63,29 +67,52 @@ pub struct Viewer {
 }
 
 impl Target {
-    /// A target from the event table's columns; `None` when the event is for everyone.
+    /// A target from the event table's columns (the user of a published event, the users of a
+    /// watched table's event); `None` when the event is for everyone.
     pub fn from_columns(
         user: Option<String>,
+        users: Option<Vec<String>>,
         client: Option<String>,
         session: Option<String>,
     ) -> Option<Target> {
+        let mut users: Vec<String> = users.unwrap_or_default().into_iter().chain(user).collect();
+        users.sort_unstable();
+        users.dedup();
         let target = Target {
-            user,
+            users: users.into(),
             client,
             session,
         };
         (target != Target::default()).then_some(target)
     }
 
+    /// The bytes it holds, for the hub's accounting.
+    pub fn size(&self) -> usize {
+        let names: usize = self
+            .users
+            .iter()
+            .map(|u| u.len() + size_of::<String>())
+            .sum();
+        size_of::<Target>()
+            + names
+            + self.client.as_ref().map_or(0, String::len)
+            + self.session.as_ref().map_or(0, String::len)
+    }
+
     pub fn admits(&self, viewer: &Viewer) -> bool {
         fn matches(wanted: &Option<String>, actual: Option<&str>) -> bool {
             wanted.as_deref().is_none_or(|w| actual == Some(w))
         }
-        let by_name_only = self.user.is_none() && (self.client.is_some() || self.session.is_some());
+        let by_name_only =
+            self.users.is_empty() && (self.client.is_some() || self.session.is_some());
         if viewer.authenticated && by_name_only {
             return false;
         }
-        matches(&self.user, viewer.user.as_deref())
+        let user_ok = self.users.is_empty()
+            || viewer.user.as_deref().is_some_and(|user| {
+                (self.users.binary_search_by(|name| name.as_str().cmp(user))).is_ok()
+            });
+        user_ok
             && matches(&self.client, Some(&viewer.client_id))
             && matches(&self.session, viewer.session_id.as_deref())
     }
@@ -108,6 +135,8 @@ pub struct Frame {
     pub kind: Box<str>,
     /// The board the event concerns, for clients that filter by board.
     pub board_id: Option<i64>,
+    /// The topic a watched table's definition gave it, for clients that filter by topic.
+    pub topic: Option<Box<str>>,
     /// Who may receive it; `None` for everyone.
     pub target: Option<Box<Target>>,
     /// The data as compact JSON, which never holds a raw line break, so it is one `data:` line
@@ -143,6 +172,7 @@ impl Frame {
         Frame {
             id,
             board_id: board_id(&data),
+            topic: None,
             target: target.map(Box::new),
             kind,
             data: data.into(),
@@ -159,6 +189,22 @@ impl Frame {
             .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
             .map(|since_epoch| SystemTime::UNIX_EPOCH + since_epoch);
         self
+    }
+
+    /// The frame of an event of this topic.
+    pub fn with_topic(mut self, topic: Option<String>) -> Frame {
+        self.topic = topic.map(String::into_boxed_str);
+        self
+    }
+
+    /// Whether the event is of `topic`: the topic its definition gave it, or for an event without
+    /// one (the built-in events) the board it concerns.
+    pub fn is_of_topic(&self, topic: &str) -> bool {
+        match (&self.topic, self.board_id) {
+            (Some(own), _) => **own == *topic,
+            (None, Some(board)) => topic.parse::<i64>() == Ok(board),
+            (None, None) => false,
+        }
     }
 
     /// The frame, marked as received by the listener at `received`.
@@ -191,6 +237,7 @@ impl Frame {
             id: through,
             kind: "resync".into(),
             board_id: None,
+            topic: None,
             target: None,
             data: "".into(),
             gap: true,

@@ -411,9 +411,14 @@ impl Recent {
     }
 }
 
-/// What a frame weighs in the ring: its data, and its own size (which counts for small ones).
+/// What a frame weighs in the ring: its data, its recipients and topic, and its own size (which
+/// counts for small ones).
 fn weight(frame: &Frame) -> usize {
-    std::mem::size_of::<Frame>() + frame.data.len() + frame.kind.len()
+    std::mem::size_of::<Frame>()
+        + frame.data.len()
+        + frame.kind.len()
+        + frame.topic.as_ref().map_or(0, |topic| topic.len())
+        + frame.target.as_ref().map_or(0, |target| target.size())
 }
 
 #[cfg(test)]

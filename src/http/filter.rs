@@ -1,4 +1,5 @@
-//! Per-stream filters from the query string: `?events=newBoard,newPath` and `?board_id=7`.
+//! Per-stream filters from the query string: `?events=newBoard,newPath`, `?board_id=7` and
+//! `?topic=store-12`.
 //!
 //! `events` takes the gateway's own kinds and any custom kind published with `pgsse.publish` or
 //! the `notification` table; the kinds every stream gets (`connection`, `resync`) cannot be
@@ -15,9 +16,16 @@ pub const KINDS: &[&str] = &["newBoard", "newPath"];
 pub const MAX_EVENT_NAMES: usize = 64;
 /// The longest custom kind, as `pgsse.publish` takes them.
 const MAX_NAME_LEN: usize = 64;
+/// The longest topic a stream may filter on.
+pub const MAX_TOPIC_CHARS: usize = 200;
 
-/// Reads the values of `events` and `board_id`, if given. An empty value means no filter.
-pub fn parse(events: Option<&str>, board_id: Option<&str>) -> Result<EventFilter, ApiError> {
+/// Reads the values of `events`, `board_id` and `topic`, if given. An empty value means no
+/// filter.
+pub fn parse(
+    events: Option<&str>,
+    board_id: Option<&str>,
+    topic: Option<&str>,
+) -> Result<EventFilter, ApiError> {
     let kinds = match events.map(str::trim) {
         None | Some("") => None,
         Some(list) => Some(kinds(list)?),
@@ -26,7 +34,24 @@ pub fn parse(events: Option<&str>, board_id: Option<&str>) -> Result<EventFilter
         None | Some("") => None,
         Some(value) => Some(self::board_id(value)?),
     };
-    Ok(EventFilter::new(kinds, board_id))
+    let topic = match topic {
+        None | Some("") => None,
+        Some(value) => Some(self::topic(value)?),
+    };
+    Ok(EventFilter::new(kinds, board_id).with_topic(topic))
+}
+
+/// A topic, as the stream compares it with events' topics: exactly the text given (no trimming,
+/// since a topic is the text of a value of the application's), of at most [`MAX_TOPIC_CHARS`]
+/// characters.
+fn topic(value: &str) -> Result<String, ApiError> {
+    if value.chars().count() > MAX_TOPIC_CHARS {
+        return Err(ApiError::bad_request(
+            "topic",
+            format!("topic is at most {MAX_TOPIC_CHARS} characters"),
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 /// The names of a comma-separated list, at most [`MAX_EVENT_NAMES`] of them.
@@ -86,7 +111,7 @@ mod tests {
 
     fn from_query(pairs: &[(&str, &str)]) -> Result<EventFilter, ApiError> {
         let value = |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-        parse(value("events"), value("board_id"))
+        parse(value("events"), value("board_id"), value("topic"))
     }
 
     #[test]
@@ -116,5 +141,8 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+        assert!(from_query(&[("topic", &"t".repeat(MAX_TOPIC_CHARS))]).is_ok());
+        let err = from_query(&[("topic", &"t".repeat(MAX_TOPIC_CHARS + 1))]).unwrap_err();
+        assert!(err.to_string().contains("at most 200"), "{err}");
     }
 }

@@ -168,7 +168,7 @@ struct Client {
     connected_since: String,
     /// The id of the last event sent on it.
     last_event_id: i64,
-    /// Its `events` and `board_id` filters, each `null` when not set.
+    /// Its `events`, `board_id` and `topic` filters, each `null` when not set.
     #[schema(value_type = Object)]
     filters: Value,
 }

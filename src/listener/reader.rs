@@ -97,7 +97,10 @@ impl<'a> Reader<'a> {
             _ if event.id <= last_id => Ok(()),
             Some(data) if event.id == last_id + 1 => {
                 let frame = Frame::render(event.id, &event.kind, data.get(), None);
-                self.publish(frame.committed_at(event.at), received);
+                self.publish(
+                    frame.with_topic(event.topic).committed_at(event.at),
+                    received,
+                );
                 Ok(())
             }
             _ => self.catch_up(received).await,

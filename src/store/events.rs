@@ -112,13 +112,14 @@ pub async fn after(
             let id: Option<i64> = row.get("id");
             let target = Target::from_columns(
                 row.get("recipient"),
+                row.get("recipients"),
                 row.get("client_id"),
                 row.get("session_id"),
             );
             // The data as the database's text: jsonb's own type would make it a serde_json
             // value, which refuses what jsonb accepts (see [`crate::event::Event`]).
             let frame = Frame::render(id?, row.get("kind"), row.get("payload"), target);
-            Some(frame.committed_at(row.get("committed_at")))
+            Some((frame.with_topic(row.get("topic"))).committed_at(row.get("committed_at")))
         })
         .collect();
     // The database counts the bytes of its own text form, a little longer than compact JSON.

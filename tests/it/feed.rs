@@ -81,6 +81,29 @@ async fn events_of_custom_kinds_published_over_sql_and_through_the_api_appear_in
 }
 
 #[tokio::test]
+async fn a_watched_tables_changes_appear_in_the_feed_with_their_rows() {
+    let app = spawn_app().await;
+    let sql = app.sql().await;
+    sql.exec(
+        "create table orders (id int primary key, status text); \
+         select pgsse.watch('orders', 'order', operations => array['insert', 'update'])",
+    )
+    .await;
+    let browser = Browser::start().await;
+    browser.goto(&url(&app, "/sse/")).await;
+    browser.wait_for_text("#state", "live").await;
+    sql.exec("insert into orders values (17, 'new'); update orders set status = 'paid'")
+        .await;
+    let update = browser.wait_for_item("#events", "paid").await;
+    assert!(update.contains("order"), "{update}");
+    assert!(update.contains(r#"{"id":17,"status":"paid"}"#), "{update}");
+    assert!(update.contains(r#"["status"]"#), "{update}");
+    let insert = browser.wait_for_item("#events", r#""status":"new""#).await;
+    assert!(insert.contains("insert"), "{insert}");
+    browser.screenshot("feed-watched-table").await;
+}
+
+#[tokio::test]
 async fn the_administrator_box_and_the_request_to_sign_in_come_only_with_authentication_on() {
     let browser = Browser::start().await;
     let open = spawn_app().await;

@@ -30,5 +30,6 @@ mod support;
 mod targeted;
 mod tls;
 mod trust;
+mod watch;
 mod web;
 mod writers;

@@ -374,7 +374,7 @@ async fn beyond_max_streams_per_user_the_oldest_closes_and_the_listing_shows_who
     assert_eq!(second["user"], "alice");
     assert_eq!(
         second["filters"],
-        json!({"events": ["newBoard"], "board_id": null})
+        json!({"events": ["newBoard"], "board_id": null, "topic": null})
     );
     let event_id = newest_event(&sql).await;
     assert_eq!(second["last_event_id"], json!(event_id));

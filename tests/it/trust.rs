@@ -15,15 +15,11 @@ use crate::support::checker::{check, Recorder};
 use crate::support::http::get;
 use crate::support::process::KillOnDrop;
 use crate::support::{
-    connect, fresh_database, insert_board, metric, newest_event, pg, spawn_app, spawn_app_on, WAIT,
+    as_role, connect, fresh_database, insert_board, metric, newest_event, pg, spawn_app,
+    spawn_app_on, WAIT,
 };
 
 const STREAM: &str = "/sse/notifications/";
-
-/// The URL of `url`'s database for another role.
-fn as_role(url: &str, role: &str) -> String {
-    url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1)
-}
 
 /// A role name of this test's own (roles are shared by every database of the cluster).
 fn role_name(url: &str, role: &str) -> String {

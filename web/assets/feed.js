@@ -223,11 +223,14 @@ function render({ id, kind, data, received }) {
     fields(data));
 }
 
-/** The event's fields as name and value; a board name links to its board. */
+/**
+ * The event's fields as name and value; a value that is itself an object or array (a watched
+ * table's `row` and `changed`) as its JSON. A board name links to its board.
+ */
 function fields(data) {
   if (data === null || typeof data !== 'object') return h('pre', {}, String(data));
   const rows = Object.entries(data).map(([name, value]) => {
-    let shown = String(value);
+    let shown = value !== null && typeof value === 'object' ? JSON.stringify(value) : String(value);
     if (name === 'board_name' && Number.isInteger(data.board_id)) {
       shown = h('a', { href: `/boards/${data.board_id}` }, shown);
     }

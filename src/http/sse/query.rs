@@ -39,6 +39,10 @@ pub struct StreamQuery {
     /// Only events of this board.
     #[param(value_type = Option<i64>, minimum = 1)]
     board_id: Option<String>,
+    /// Only events of this topic: the topic a watched table's definition gives its events (the
+    /// built-in events' topic is their board's id). 1 to 200 characters.
+    #[param(max_length = 200)]
+    topic: Option<String>,
     /// Whose targeted events to receive; refused with authentication on, where the token says.
     #[serde(rename = "userId")]
     user_id: Option<String>,
@@ -88,7 +92,11 @@ impl StreamQuery {
     }
 
     pub fn filter(&self) -> Result<EventFilter, ApiError> {
-        filter::parse(self.events.as_deref(), self.board_id.as_deref())
+        filter::parse(
+            self.events.as_deref(),
+            self.board_id.as_deref(),
+            self.topic.as_deref(),
+        )
     }
 
     /// How many ids back a new stream starts; 0 for none.

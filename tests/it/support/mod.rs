@@ -168,7 +168,7 @@ impl Sql {
     pub async fn exec(&self, sql: &str) {
         self.try_exec(sql)
             .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
     }
 
     pub async fn try_exec(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
@@ -178,7 +178,7 @@ impl Sql {
     pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Vec<Row> {
         bounded(sql, self.0.query(sql, params))
             .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
     }
 
     pub async fn try_query(
@@ -192,7 +192,7 @@ impl Sql {
     pub async fn one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Row {
         bounded(sql, self.0.query_one(sql, params))
             .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
     }
 }
 
@@ -203,6 +203,11 @@ async fn bounded<T>(sql: &str, query: impl std::future::Future<Output = T>) -> T
 }
 
 /// Connects to `url`, driving the connection in the background.
+/// The URL of `url`'s database for another role.
+pub fn as_role(url: &str, role: &str) -> String {
+    url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1)
+}
+
 pub async fn connect(url: &str) -> Sql {
     let (client, connection) = timeout(WAIT, tokio_postgres::connect(url, NoTls))
         .await

@@ -1,6 +1,7 @@
 //! Pointing the gateway at a database that already has an application in it: the demo's tables
-//! go in `DEMO_SCHEMA`, never over the application's own tables, and a schema the application's
-//! tables are in the way of is refused, with nothing made, until `DEMO_SCHEMA` names another.
+//! go in `DEMO_SCHEMA`, never over the application's own tables (which it watches when asked),
+//! and a schema the application's tables are in the way of is refused, with nothing made, until
+//! `DEMO_SCHEMA` names another.
 
 use std::time::Duration;
 
@@ -109,6 +110,21 @@ async fn with_demo_schema_of_its_own_the_gateway_serves_a_database_that_has_tabl
         demo.get::<_, i64>(0),
         1,
         "the demo's board is in its schema"
+    );
+
+    // The application's own notification table, watched when it asks, makes events of its own.
+    sql.exec(
+        "select pgsse.watch('notification', kind => 'app.notification', \
+                            columns => array['id', 'body'])",
+    )
+    .await;
+    sql.exec("insert into notification (body) values ('shipped')")
+        .await;
+    let event = stream.next_event().await;
+    assert_eq!(event.event, "app.notification");
+    assert_eq!(
+        event.json(),
+        json!({"op": "insert", "row": {"id": 3, "body": "shipped"}})
     );
 }
 

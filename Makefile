@@ -32,20 +32,23 @@ help:
 	@echo "make bench     load-test a release gateway and print the figures"
 	@echo "make bench-compare BASE=<commit>   the same, alternating that commit's gateway and this one"
 
+# With DEMO_SCHEMA set, psql finds the demo's tables where the gateway put them.
+PSQL_OPTIONS = $(PGOPTIONS)$(if $(DEMO_SCHEMA), -c search_path=$(DEMO_SCHEMA))
+
 ifdef DATABASE_URL
 run:
 	@[ -x target/debug/pgsse ] || echo "make run: the first build compiles about 250 crates: several minutes on 2 cores, longer when they are busy"
 	cargo run -- $(ARGS)
 
 psql:
-	@psql "$(DATABASE_URL)"
+	@PGOPTIONS="$(PSQL_OPTIONS)" psql "$(DATABASE_URL)"
 else
 run: db
 	@[ -x target/debug/pgsse ] || echo "make run: the first build compiles about 250 crates: several minutes on 2 cores, longer when they are busy"
 	DATABASE_URL="$(LOCAL_DATABASE_URL)" cargo run -- $(ARGS)
 
 psql: db
-	@psql "$(LOCAL_DATABASE_URL)"
+	@PGOPTIONS="$(PSQL_OPTIONS)" psql "$(LOCAL_DATABASE_URL)"
 endif
 
 build:

@@ -41,6 +41,8 @@ pub struct App {
     retention: Arc<Retention>,
     /// The database, for migrations.
     database: tokio_postgres::Config,
+    /// The schema of the demo's tables (`DEMO_SCHEMA`), where the migrations make them.
+    demo_schema: String,
     limits: server::Limits,
 }
 
@@ -72,6 +74,7 @@ impl App {
             trigger,
             retention: Arc::new(Retention::from_config(&config)),
             database: config.database,
+            demo_schema: config.demo_schema,
             limits,
         })
     }
@@ -91,10 +94,12 @@ impl App {
             trigger,
             retention,
             database,
+            demo_schema,
             limits,
         } = self;
         let background = tokio::spawn(with_database(
             database,
+            demo_schema,
             state.clone(),
             retention,
             [
@@ -179,12 +184,13 @@ fn log_authentication(state: &State) {
 /// listener and the pruner, until shutdown.
 async fn with_database(
     database: tokio_postgres::Config,
+    demo_schema: String,
     state: Arc<State>,
     retention: Arc<Retention>,
     [migrating, listening, pruning, releasing]: [Shutdown; 4],
 ) {
     log::info!("migrating {}", db::describe(&database));
-    if !db::migrate_until_done(&database, state.metrics(), migrating).await {
+    if !db::migrate_until_done(&database, &demo_schema, state.metrics(), migrating).await {
         return;
     }
     state.migrated.store(true, Ordering::Release);

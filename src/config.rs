@@ -39,6 +39,14 @@ pub struct Config {
     #[arg(hide_env_values = true, value_name = "URL")]
     pub database: tokio_postgres::Config,
 
+    /// Schema of the demo application's tables (app_user, board, path, notification) and of the
+    /// migrations' history, created if missing; give a database that has tables of its own a
+    /// schema of its own for them, e.g. pgsse_demo (the gateway's own objects are in schema
+    /// pgsse whatever this is)
+    #[arg(long, env = "DEMO_SCHEMA", default_value = "public", value_parser = values::schema)]
+    #[arg(value_name = "SCHEMA")]
+    pub demo_schema: String,
+
     /// Address and port the HTTP server listens on: an IP address or a host name (which listens
     /// on its first address, IPv4 first), with a port
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8000", value_parser = bind_addr)]
@@ -234,6 +242,13 @@ pub struct Config {
     )]
     #[arg(value_parser = leeway, value_name = "SECS")]
     pub auth_leeway: Duration,
+
+    /// The token claim that names its user, whom targeted events are for: e.g.
+    /// preferred_username or email where the identity provider's sub is an opaque id; a token
+    /// without it (as a non-empty string) is refused
+    #[arg(long, env = "AUTH_USER_CLAIM", default_value = "sub", value_parser = values::claim)]
+    #[arg(value_name = "CLAIM")]
+    pub auth_user_claim: String,
 
     /// Streams one user may hold; beyond it the oldest is closed
     #[arg(long, env = "MAX_STREAMS_PER_USER", default_value = "10")]

@@ -31,7 +31,8 @@
 //!   `auth::jwks`); [`registry`]: the connected streams, who is on each, the stream cap and the
 //!   per-user stream limit.
 //! - [`db`]: the connection pool, the one way to query it under a deadline (`db::query_within`),
-//!   and migrations retried until the database is there (the gateway serves before it is);
+//!   and migrations retried until the database is there (the gateway serves before it is), with
+//!   the demo's tables in `DEMO_SCHEMA` (`db::schema`);
 //!   [`backoff`]: the retry delays; [`config`]: flags and variables, and the bounds their help
 //!   quotes (`config::bounds`, which the code uses too); [`metrics`]: each metric registered once
 //!   where it is made, with its name and help (prometheus-client); [`retention`]: prunes old
@@ -47,6 +48,8 @@
 //! - An event reaches the hub only from `pgsse.event` or from a notification `pgsse.emit` signed:
 //!   any role may `NOTIFY`, so an unsigned notification is never believed.
 //! - Only `listener` sees `AsyncMessage`; no pooled connection ever `LISTEN`s.
+//! - The gateway never touches a table it did not make: the demo's go in `DEMO_SCHEMA`, and a
+//!   schema where one of their names is taken is refused before anything is made.
 //! - The hub does no I/O and never waits for a client.
 //! - Every client is a cursor (the last id it was sent); what it receives is strictly increasing.
 //! - A targeted event reaches only streams whose user, clientId and sessionId match its target;

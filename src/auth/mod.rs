@@ -4,10 +4,11 @@
 //! `AUTH_JWT_SECRET`, and RS256, ES256 or EdDSA tokens (the other RSA and ECDSA variants too)
 //! signed with one of the identity provider's keys ([`jwks`]). The header's `alg` must be one
 //! that the key it names allows, so `alg: none` is refused, and an HS256 token is never checked
-//! against a published key (the "algorithm confusion" forgery). `sub` (the username) and `exp` are
-//! required, `nbf` is honoured, both with `AUTH_LEEWAY_SECS` of clock skew; `iss` and `aud` must
-//! be `AUTH_ISSUER` and `AUTH_AUDIENCE` when those are set; `role: "admin"` marks an
-//! administrator.
+//! against a published key (the "algorithm confusion" forgery). The claim that names the user
+//! (`AUTH_USER_CLAIM`: `sub` unless set, e.g. `preferred_username` where the provider's `sub` is
+//! an opaque id), a non-empty string, and `exp` are required, `nbf` is honoured, both with
+//! `AUTH_LEEWAY_SECS` of clock skew; `iss` and `aud` must be `AUTH_ISSUER` and `AUTH_AUDIENCE`
+//! when those are set; `role: "admin"` marks an administrator.
 
 mod error;
 pub mod jwks;
@@ -19,15 +20,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Validation};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 pub use self::error::TokenError;
 use self::jwks::Jwks;
 use crate::config::Config;
 
 /// What a valid token says about its bearer.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Claims {
-    /// The username.
+    /// The username: the claim `AUTH_USER_CLAIM` names, `sub` unless set (a token the gateway
+    /// signs carries it under that name).
     pub sub: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
@@ -41,6 +44,31 @@ pub struct Claims {
 impl Claims {
     pub fn is_admin(&self) -> bool {
         self.role.as_deref() == Some("admin")
+    }
+
+    /// The claims of a checked token's payload (`exp` and `nbf` were checked with it), its user
+    /// read from `user_claim`.
+    fn from_payload(payload: &Value, user_claim: &str) -> Result<Claims, TokenError> {
+        let refused = |claim: &str| TokenError::Claim(claim.to_owned());
+        let user = payload.get(user_claim).and_then(Value::as_str);
+        let user = user
+            .filter(|user| !user.trim().is_empty())
+            .ok_or_else(|| refused(user_claim))?;
+        let nbf = match &payload["nbf"] {
+            Value::Null => None,
+            nbf => Some(nbf.as_u64().ok_or_else(|| refused("nbf"))?),
+        };
+        let role = match &payload["role"] {
+            Value::Null => None,
+            Value::String(role) => Some(role.clone()),
+            _ => return Err(refused("role")),
+        };
+        Ok(Claims {
+            sub: user.to_owned(),
+            role,
+            exp: payload["exp"].as_u64().ok_or_else(|| refused("exp"))?,
+            nbf,
+        })
     }
 }
 
@@ -57,6 +85,8 @@ pub struct Verifier {
     audience: Option<String>,
     /// Seconds of clock skew allowed on `exp` and `nbf`.
     leeway: u64,
+    /// The claim that names the user (`AUTH_USER_CLAIM`).
+    user_claim: String,
 }
 
 /// The part of a token's header read before its key is chosen.
@@ -75,6 +105,7 @@ impl Verifier {
             issuer: None,
             audience: None,
             leeway: 0,
+            user_claim: "sub".into(),
         }
     }
 
@@ -92,6 +123,7 @@ impl Verifier {
             issuer: config.auth_issuer.clone(),
             audience: config.auth_audience.clone(),
             leeway: config.auth_leeway.as_secs(),
+            user_claim: config.auth_user_claim.clone(),
         })
     }
 
@@ -112,7 +144,11 @@ impl Verifier {
                 jwks.source()
             ));
         }
-        kinds.join(" and ")
+        format!(
+            "{}, whose {:?} claim names their user",
+            kinds.join(" and "),
+            self.user_claim
+        )
     }
 
     /// What the settings leave unchecked in the identity provider's tokens, for a warning at
@@ -172,24 +208,20 @@ impl Verifier {
         self.try_sign(claims).expect("a verifier with a secret")
     }
 
-    /// A token for `claims` (with `AUTH_ISSUER` and `AUTH_AUDIENCE` when set), signed with the
-    /// secret; `None` without one.
+    /// A token for `claims` (the user under `AUTH_USER_CLAIM`'s name, with `AUTH_ISSUER` and
+    /// `AUTH_AUDIENCE` when set), signed with the secret; `None` without one.
     pub fn try_sign(&self, claims: &Claims) -> Option<String> {
-        #[derive(Serialize)]
-        struct Issued<'a> {
-            #[serde(flatten)]
-            claims: &'a Claims,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            iss: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            aud: Option<&'a str>,
-        }
         let (encoding, _) = self.secret.as_ref()?;
-        let issued = Issued {
-            claims,
-            iss: self.issuer.as_deref(),
-            aud: self.audience.as_deref(),
-        };
+        let mut issued = serde_json::to_value(claims).expect("claims are JSON");
+        let fields = issued.as_object_mut().expect("claims are an object");
+        let user = fields.remove("sub").expect("claims name a user");
+        fields.insert(self.user_claim.clone(), user);
+        if let Some(issuer) = &self.issuer {
+            fields.insert("iss".into(), issuer.as_str().into());
+        }
+        if let Some(audience) = &self.audience {
+            fields.insert("aud".into(), audience.as_str().into());
+        }
         let header = jsonwebtoken::Header::new(Algorithm::HS256);
         Some(jsonwebtoken::encode(&header, &issued, encoding).expect("HS256 signs any claims"))
     }
@@ -241,20 +273,17 @@ impl Verifier {
     }
 
     fn decode(&self, token: &str, key: &DecodingKey, alg: Algorithm) -> Result<Claims, TokenError> {
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation(alg))
-            .map_err(|e| error::refusal(e, token, &self.issuer, &self.audience))?
+        let payload = jsonwebtoken::decode::<Value>(token, key, &self.validation(alg))
+            .map_err(|e| error::refusal(e, &self.issuer, &self.audience))?
             .claims;
-        if claims.sub.trim().is_empty() {
-            return Err(TokenError::Claim("sub"));
-        }
-        Ok(claims)
+        Claims::from_payload(&payload, &self.user_claim)
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut validation = Validation::new(alg);
         validation.leeway = self.leeway;
         validation.validate_nbf = true;
-        let mut required = vec!["exp", "sub"];
+        let mut required = vec!["exp"];
         if let Some(issuer) = &self.issuer {
             validation.set_issuer(&[issuer]);
             required.push("iss");

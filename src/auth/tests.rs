@@ -83,11 +83,51 @@ fn required_claims_are_named_when_missing() {
     let verifier = Verifier::new(SECRET);
     let header = r#"{"alg":"HS256"}"#;
     let no_exp = forge(header, r#"{"sub":"alice"}"#);
-    assert_eq!(check(&verifier, &no_exp), Err(TokenError::Claim("exp")));
+    assert_eq!(
+        check(&verifier, &no_exp),
+        Err(TokenError::Claim("exp".into()))
+    );
     let no_sub = forge(header, r#"{"exp":9900000000}"#);
-    assert_eq!(check(&verifier, &no_sub), Err(TokenError::Claim("sub")));
+    assert_eq!(
+        check(&verifier, &no_sub),
+        Err(TokenError::Claim("sub".into()))
+    );
     let blank_sub = forge(header, r#"{"sub":" ","exp":9900000000}"#);
-    assert_eq!(check(&verifier, &blank_sub), Err(TokenError::Claim("sub")));
+    assert_eq!(
+        check(&verifier, &blank_sub),
+        Err(TokenError::Claim("sub".into()))
+    );
+}
+
+#[test]
+fn the_user_is_read_from_the_claim_set_and_signed_under_it() {
+    let verifier = Verifier {
+        user_claim: "preferred_username".into(),
+        ..Verifier::new(SECRET)
+    };
+    let header = r#"{"alg":"HS256"}"#;
+    let named = forge(
+        header,
+        r#"{"sub":"f3b1c2","preferred_username":"alice","exp":9900000000}"#,
+    );
+    assert_eq!(check(&verifier, &named).map(|c| c.sub), Ok("alice".into()));
+    for payload in [
+        r#"{"sub":"alice","exp":9900000000}"#,
+        r#"{"preferred_username":"","exp":9900000000}"#,
+        r#"{"preferred_username":7,"exp":9900000000}"#,
+    ] {
+        let token = forge(header, payload);
+        assert_eq!(
+            check(&verifier, &token),
+            Err(TokenError::Claim("preferred_username".into())),
+            "{payload}"
+        );
+    }
+    let own = verifier.sign(&claims(60));
+    let payload = own.split('.').nth(1).unwrap();
+    let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(payload["preferred_username"], "alice");
+    assert_eq!(check(&verifier, &own), Ok(claims(60)));
 }
 
 #[test]
@@ -124,7 +164,7 @@ fn issuer_and_audience_are_required_when_set_and_signed_into_demo_tokens() {
         ),
         (
             format!(r#"{{"sub":"a","exp":{exp},"aud":"pgsse"}}"#),
-            TokenError::Claim("iss"),
+            TokenError::Claim("iss".into()),
         ),
     ];
     for (payload, refusal) in cases {

@@ -280,3 +280,49 @@ fn an_identity_providers_settings_are_checked_and_name_their_variable() {
         assert_eq!(config(&vars).unwrap_err().to_string(), message);
     }
 }
+
+#[test]
+fn the_demo_schema_is_public_unless_set_to_a_plain_identifier_of_the_applications() {
+    let url = ("DATABASE_URL", "postgres://x/y");
+    assert_eq!(config(&[url]).unwrap().demo_schema, "public");
+    let set = |v| config(&[url, ("DEMO_SCHEMA", v)]);
+    assert_eq!(set("pgsse_demo").unwrap().demo_schema, "pgsse_demo");
+    assert_eq!(set("_x1").unwrap().demo_schema, "_x1");
+    let long = "s".repeat(64);
+    for bad in ["Demo", "1demo", "demo-x", "a b", "x\"y", long.as_str()] {
+        let err = set(bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "DEMO_SCHEMA={bad:?} is invalid: expected a schema name"
+            )),
+            "{err}"
+        );
+    }
+    for taken in ["pgsse", "pg_catalog", "pg_temp", "information_schema"] {
+        let err = set(taken).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "DEMO_SCHEMA={taken:?} is invalid: schema {taken} is not the application's: \
+                 use one of its own, as in pgsse_demo"
+            )
+        );
+    }
+}
+
+#[test]
+fn the_user_claim_is_sub_unless_set_to_a_claims_name() {
+    let url = ("DATABASE_URL", "postgres://x/y");
+    assert_eq!(config(&[url]).unwrap().auth_user_claim, "sub");
+    let set = |v| config(&[url, ("AUTH_USER_CLAIM", v)]);
+    assert_eq!(
+        set("preferred_username").unwrap().auth_user_claim,
+        "preferred_username"
+    );
+    let err = set("user name").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "AUTH_USER_CLAIM=\"user name\" is invalid: expected a claim's name, as in sub, \
+         preferred_username or email"
+    );
+}

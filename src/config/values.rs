@@ -153,6 +153,37 @@ pub(super) fn leeway(value: &str) -> Result<Duration, String> {
     }
 }
 
+/// DEMO_SCHEMA: a plain SQL identifier (so that it needs no quoting anywhere), and none of the
+/// schemas PostgreSQL or the gateway keep for themselves.
+pub(super) fn schema(value: &str) -> Result<String, String> {
+    let plain = value.len() <= 63
+        && value.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !plain {
+        return Err(
+            "expected a schema name of 1 to 63 lowercase letters, digits and _, not \
+                    starting with a digit, as in pgsse_demo"
+                .into(),
+        );
+    }
+    if value == "pgsse" || value.starts_with("pg_") || value == "information_schema" {
+        return Err(format!(
+            "schema {value} is not the application's: use one of its own, as in pgsse_demo"
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// AUTH_USER_CLAIM: the name of a claim, with no space or control character in it.
+pub(super) fn claim(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("expected a claim's name, as in sub, preferred_username or email".into());
+    }
+    Ok(value.to_owned())
+}
+
 /// An https URL, or an http one to a loopback address: over plain http across a network anyone
 /// on the way could hand the gateway keys of their own.
 pub(super) fn jwks_url(value: &str) -> Result<reqwest::Url, String> {

@@ -5,12 +5,17 @@
 //!
 //! The gateway starts without its database: it serves at once, and the migrations are retried
 //! with backoff until the database is there (`/readyz` says why it waits meanwhile).
+//!
+//! The demo's tables are in `DEMO_SCHEMA` (`schema`): the migrations run with their search_path
+//! on it, and so does every pooled connection.
 
 mod hint;
 mod query;
+mod schema;
 
 pub use hint::explain;
 pub use query::{query_within, QueryError};
+pub use schema::SchemaError;
 
 use std::time::Duration;
 
@@ -48,12 +53,18 @@ pub enum DbError {
     Migrate(#[from] refinery::Error),
     #[error("cannot get a pooled connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
 }
 
-/// The connection pool used by the REST API and by replays.
+/// The connection pool used by the REST API and by replays. Its connections find the demo's
+/// tables in `DEMO_SCHEMA` (their search_path is set when each connects).
 pub fn pool(config: &Config) -> Pool {
+    let mut pg = with_timeouts(config.database.clone());
+    let options = schema::search_path_option(pg.get_options(), &config.demo_schema);
+    pg.options(&options);
     let manager = Manager::from_config(
-        with_timeouts(config.database.clone()),
+        pg,
         NoTls,
         // Verified: a pooled connection answers a round trip before reuse, within the recycle
         // timeout, so one left half-open by a dead network path is replaced, not handed out.
@@ -96,11 +107,12 @@ pub fn for_listener(pg: tokio_postgres::Config) -> tokio_postgres::Config {
     pg
 }
 
-/// Applies pending migrations, retrying with backoff until they are applied (`true`) or shutdown
-/// fires first (`false`). Each failure is logged with its cause and a hint, and `/readyz` gives
-/// the same reason until the database is there.
+/// Applies pending migrations, with the demo's tables in `schema`, retrying with backoff until
+/// they are applied (`true`) or shutdown fires first (`false`). Each failure is logged with its
+/// cause and a hint, and `/readyz` gives the same reason until the database is there.
 pub async fn migrate_until_done(
     pg: &tokio_postgres::Config,
+    schema: &str,
     metrics: &Metrics,
     mut shutdown: Shutdown,
 ) -> bool {
@@ -108,7 +120,7 @@ pub async fn migrate_until_done(
     let mut backoff = Backoff::default();
     loop {
         let result = tokio::select! {
-            result = migrate(pg) => result,
+            result = migrate(pg, schema) => result,
             () = shutdown.fired() => return false,
         };
         let err = match result {
@@ -126,8 +138,11 @@ pub async fn migrate_until_done(
     }
 }
 
-/// Applies pending migrations, holding an advisory lock so that two instances never race.
-async fn migrate(pg: &tokio_postgres::Config) -> Result<(), DbError> {
+/// Applies pending migrations, holding an advisory lock so that two instances never race. They
+/// run with their search_path on `schema`, so that the demo's tables and refinery's history table
+/// are made there; before the first, `schema::prepare` refuses a schema the application's own
+/// tables are in the way of.
+async fn migrate(pg: &tokio_postgres::Config, schema: &str) -> Result<(), DbError> {
     let pg = with_timeouts(pg.clone());
     let (mut client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, pg.connect(NoTls))
         .await
@@ -142,7 +157,16 @@ async fn migrate(pg: &tokio_postgres::Config) -> Result<(), DbError> {
     client
         .execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    let report = embedded::migrations::runner().run_async(&mut client).await;
+    client
+        .batch_execute(&format!("set search_path = \"{schema}\""))
+        .await?;
+    let report = match schema::prepare(&mut client, schema).await {
+        Ok(()) => embedded::migrations::runner()
+            .run_async(&mut client)
+            .await
+            .map_err(DbError::from),
+        Err(err) => Err(err),
+    };
     // Closing the session releases the lock even if the unlock fails.
     let _ = client
         .execute("select pg_advisory_unlock($1)", &[&MIGRATION_LOCK])

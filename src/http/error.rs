@@ -2,7 +2,6 @@
 //! `{"error": "...", "field": "..."}` with the matching status, in one place.
 
 use serde::Serialize;
-use tokio_postgres::error::SqlState;
 use utoipa::IntoResponses;
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
@@ -212,12 +211,6 @@ impl From<StoreError> for ApiError {
                 message: "a value breaks a rule of the table".into(),
                 field: None,
             },
-            StoreError::Refused { code, message } if code == SqlState::NO_DATA_FOUND => {
-                ApiError::Unprocessable {
-                    message,
-                    field: None,
-                }
-            }
             StoreError::Refused { message, .. } => ApiError::BadRequest {
                 message,
                 field: None,

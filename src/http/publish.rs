@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio_postgres::error::SqlState;
 use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
@@ -20,7 +19,7 @@ use super::error::{AdminErrors, ApiError, BodyErrors, ErrorBody, Unavailable};
 use super::{body, validate, with_state, State};
 use crate::auth::Claims;
 use crate::registry::rfc3339;
-use crate::store::{events, users, StoreError};
+use crate::store::{events, users};
 
 /// How long a demo token is valid.
 const DEMO_TOKEN_SECS: u64 = 3600;
@@ -72,7 +71,8 @@ struct Send {
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Target {
-    /// A user's id or username.
+    /// A username (any string: the user as their token names them, whether or not the demo's
+    /// app_user has them), or the id of one of the demo's users.
     user_id: Option<UserRef>,
     /// Only that user's streams that declared this clientId.
     client_id: Option<String>,
@@ -105,7 +105,7 @@ struct Sent {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 202, description = "The event is recorded and on its way.", body = Sent),
-        (status = 422, description = "target.userId names no user.", body = ErrorBody),
+        (status = 422, description = "target.userId is an id of no user.", body = ErrorBody),
         BodyErrors, AdminErrors, Unavailable,
     ))]
 async fn send(
@@ -144,13 +144,7 @@ async fn send(
         client_id: body.target.client_id.as_deref(),
         session_id: body.target.session_id.as_deref(),
     };
-    let id = match events::publish(&client, &body.kind, &body.data, &target).await {
-        Ok(id) => id,
-        Err(StoreError::Refused { code, message }) if code == SqlState::NO_DATA_FOUND => {
-            return Err(ApiError::unprocessable("target.userId", message));
-        }
-        Err(err) => return Err(err.into()),
-    };
+    let id = events::publish(&client, &body.kind, &body.data, &target).await?;
     Ok(warp::reply::with_status(
         super::json(&Sent { id }),
         StatusCode::ACCEPTED,

@@ -15,8 +15,8 @@ pub enum StoreError {
     #[error("breaks a rule of the table ({})", constraint_or(.constraint))]
     Invalid { constraint: Option<String> },
     /// A value refused with a message meant for whoever sent it: PostgreSQL's data exceptions
-    /// (SQLSTATE class 22) and what pgsse's own functions raise (`invalid_parameter_value`,
-    /// `no_data_found` for an unknown recipient).
+    /// (SQLSTATE class 22), among them what pgsse's own functions raise
+    /// (`invalid_parameter_value`).
     #[error("{message}")]
     Refused { code: SqlState, message: String },
     /// The database cannot be reached, or is going away.
@@ -47,12 +47,10 @@ impl From<tokio_postgres::Error> for StoreError {
             SqlState::CHECK_VIOLATION | SqlState::NOT_NULL_VIOLATION => {
                 StoreError::Invalid { constraint }
             }
-            ref code if code.code().starts_with("22") || *code == SqlState::NO_DATA_FOUND => {
-                StoreError::Refused {
-                    code: code.clone(),
-                    message: db.message().to_owned(),
-                }
-            }
+            ref code if code.code().starts_with("22") => StoreError::Refused {
+                code: code.clone(),
+                message: db.message().to_owned(),
+            },
             SqlState::ADMIN_SHUTDOWN
             | SqlState::CANNOT_CONNECT_NOW
             | SqlState::TOO_MANY_CONNECTIONS => StoreError::Unavailable(err),

@@ -306,6 +306,44 @@ async fn a_jwks_file_checks_provider_tokens_beside_hs256_demo_tokens() {
     assert_eq!(stream_user(&app, &token).await, "bob");
 }
 
+#[tokio::test]
+async fn with_auth_user_claim_the_user_is_the_claim_it_names_and_a_token_without_it_is_refused() {
+    let key = TestKey::rsa("rsa");
+    let jwks = JwksServer::start(&document(&[&key])).await;
+    let app = spawn_app_with(&[
+        ("AUTH_JWKS_URL", &jwks.url),
+        ("AUTH_ISSUER", ISSUER),
+        ("AUTH_AUDIENCE", AUDIENCE),
+        ("AUTH_USER_CLAIM", "preferred_username"),
+    ])
+    .await;
+    // The provider's sub is an opaque id; preferred_username is the name the application uses.
+    let mut named = claims("0c9e7f52-4a51-4f0e-9d8e-2b7c1a3f6e11", false, 600);
+    named["preferred_username"] = "alice".into();
+    let token = key.sign(&named);
+    let mut alice = app
+        .sse(&format!("/sse/notifications/?access_token={token}"), &[])
+        .await;
+    assert_eq!(alice.status, 200, "{}", alice.text());
+    assert_eq!(alice.connection.as_ref().unwrap().json()["user"], "alice");
+    let sql = app.sql().await;
+    sql.exec(
+        "select pgsse.publish('by.sub', '{}', '0c9e7f52-4a51-4f0e-9d8e-2b7c1a3f6e11'); \
+         select pgsse.publish('by.name', '{}', 'alice')",
+    )
+    .await;
+    assert_eq!(alice.next_event().await.event, "by.name");
+
+    let (status, error) = refusal(&app, &key.sign(&claims("alice", false, 600))).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (
+            401,
+            "the access token lacks a valid \"preferred_username\" claim"
+        )
+    );
+}
+
 /// What `/readyz` answers once the first reading of the keys is over: the status and the reason
 /// if it failed, and `200` once the gateway is ready if it worked.
 async fn first_reading(app: &TestApp) -> (u16, String) {

@@ -1,6 +1,7 @@
 //! Integration tests: a real gateway against a real PostgreSQL, observed the way users observe
 //! it: bytes on the SSE stream, statuses and bodies, rows in the tables.
 
+mod adopt;
 mod api;
 mod auth;
 mod bench_smoke;

@@ -26,7 +26,8 @@
 //! - [`server`]: the transport: accepting connections (`MAX_CONNECTIONS` and its reserve,
 //!   `server::accept`), HTTP/1.1 or HTTP/2 through hyper, the timeouts, and the shutdown grace.
 //! - [`store`]: the SQL queries, one module per table, and `store::position`: a read of the REST
-//!   API with the event log's position in the same snapshot; the SQL itself lives in `sql/`.
+//!   API with the event log's position in the same snapshot; `store::watches` the watched
+//!   kinds and the JSON Schema of their data (`GET /api/events`); the SQL itself lives in `sql/`.
 //! - [`auth`]: access tokens (HS256, and an identity provider's keys from a JWKS, kept fresh by
 //!   `auth::jwks`); [`registry`]: the connected streams, who is on each, the stream cap and the
 //!   per-user stream limit.

@@ -7,6 +7,7 @@ mod boards;
 mod body;
 mod cors;
 pub mod error;
+mod events;
 mod filter;
 mod health;
 pub mod openapi;
@@ -111,7 +112,8 @@ pub fn routes(
         .or(users::routes(state.clone(), body_timeout))
         .or(boards::routes(state.clone(), body_timeout))
         .or(publish::routes(state.clone(), body_timeout))
-        .or(paths::routes(state, body_timeout))
+        .or(paths::routes(state.clone(), body_timeout))
+        .or(events::route(state))
         .or(openapi::route())
         .or(web::routes())
         .or(wrong_method())
@@ -160,6 +162,7 @@ pub const ALLOWED: &[(&str, &str)] = &[
     ("/api/sse/send", "POST"),
     ("/api/sse/clients", "GET, HEAD"),
     ("/api/demo/token", "POST, DELETE"),
+    ("/api/events", "GET, HEAD"),
     ("/api/openapi.json", "GET, HEAD"),
     ("/healthz", "GET, HEAD"),
     ("/readyz", "GET, HEAD"),

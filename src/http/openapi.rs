@@ -18,7 +18,7 @@ use warp::{Filter, Rejection};
 use super::auth::COOKIE;
 use super::error::ErrorBody;
 use super::position::Described;
-use super::{boards, health, paths, publish, sse, users};
+use super::{boards, events, health, paths, publish, sse, users};
 
 /// Every route the description covers: the REST API under `/api/`, the event stream and the
 /// probes, not the pages. A route added to the gateway goes here too; the `openapi` integration
@@ -49,6 +49,7 @@ use super::{boards, health, paths, publish, sse, users};
         publish::clients,
         publish::demo_token,
         publish::sign_out,
+        events::list,
         sse::open,
         health::health,
         health::ready,

@@ -7,5 +7,6 @@ pub mod events;
 pub mod paths;
 pub mod position;
 pub mod users;
+pub mod watches;
 
 pub use error::StoreError;

@@ -16,6 +16,7 @@ mod feed;
 mod fleet;
 mod identity;
 mod instances;
+mod kinds;
 mod metrics;
 mod nginx;
 mod openapi;

@@ -286,6 +286,7 @@ async fn the_position_header_is_described_and_pages_of_other_origins_may_read_it
         ("/api/boards/{id}/paths", "404"),
         ("/api/paths/{id}", "200"),
         ("/api/paths/{id}", "404"),
+        ("/api/events", "200"),
     ];
     for (route, status) in routes {
         let header = &doc["paths"][route]["get"]["responses"][status]["headers"]["Pgsse-Position"];

@@ -98,6 +98,8 @@ async fn resuming_from_before_the_retention_horizon_gets_a_resync_then_the_retai
         (json!("pruned"), json!(3), json!(horizon))
     );
     assert!(data["message"].as_str().unwrap().contains("refetch"));
+    let (kinds, _) = crate::kinds::listing(&app).await;
+    crate::kinds::assert_valid(&kinds, &resync);
     for id in horizon + 1..=newest {
         let event = client.next_event().await;
         assert_eq!((event.event.as_str(), event.id()), ("newBoard", id));

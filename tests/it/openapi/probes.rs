@@ -172,6 +172,7 @@ fn probes_and_document() -> Vec<Probe> {
         probe("GET", "/readyz", "/readyz", 503).on(Gateway::Unready),
         probe("GET", "/metrics", "/metrics", 200),
         probe("GET", "/api/openapi.json", "/api/openapi.json", 200),
+        probe("GET", "/api/events", "/api/events", 200),
     ]
 }
 

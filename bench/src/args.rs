@@ -68,6 +68,10 @@ pub struct Args {
     ///                  streams over them, --fleet-rate rows/s; and how many notifying
     ///                  commits PostgreSQL takes a second
     ///   ingest         a burst of events recorded in one transaction
+    ///   writers        --writers connections insert one row per transaction as fast as
+    ///                  they can for --writers-seconds into a table without trigger, one
+    ///                  whose trigger calls pg_notify, a watched one and board, with
+    ///                  synchronous_commit on and off: commits/s of each
     ///
     /// The suffixes go in this order: 1000x100+100stalled/h2:30s.
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = STANDARD_MATRIX,
@@ -79,6 +83,10 @@ pub struct Args {
     /// Connections the writer inserts over.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = count::<usize>)]
     pub writers: usize,
+    /// How long the writers case inserts into each table with each setting, in seconds, after
+    /// a second of warm-up.
+    #[arg(long, value_name = "S", default_value_t = 4.0, value_parser = positive)]
+    pub writers_seconds: f64,
     /// The idle cases stop at this many connections.
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = count::<usize>)]
     pub idle_max: usize,
@@ -148,7 +156,8 @@ mod tests {
     fn the_standard_matrix_is_the_default_and_parses() {
         let matrix = parse(&[]).unwrap().cases;
         assert_eq!(matrix, cases(STANDARD_MATRIX).unwrap());
-        assert_eq!(matrix.len(), 13);
+        assert_eq!(matrix.len(), 14);
+        assert_eq!(matrix[13], Case::Writers);
         assert_eq!(
             matrix[4],
             Case::Load {
@@ -249,6 +258,7 @@ mod tests {
             ("--seconds", "0"),
             ("--seconds", "-1"),
             ("--seconds", "inf"),
+            ("--writers-seconds", "0"),
             ("--fleet-rate", "NaN"),
             ("--ingest", "0"),
         ] {

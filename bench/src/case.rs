@@ -12,7 +12,7 @@ use crate::args::{count, positive};
 /// writes to them wait.
 pub const STANDARD_MATRIX: &str =
     "idle,idle-kept,idle-h2,1x500,1000x100,1000x100+100stalled:30s,1000x200,10000x10,1000x500,\
-     10000x10/h2,1000x100+100stalled/h2:30s,ingest,fleet";
+     10000x10/h2,1000x100+100stalled/h2:30s,ingest,fleet,writers";
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Case {
@@ -34,6 +34,8 @@ pub enum Case {
     },
     Ingest,
     Fleet,
+    /// Commits/s of single-row inserts into tables with and without events.
+    Writers,
 }
 
 impl FromStr for Case {
@@ -47,9 +49,10 @@ impl FromStr for Case {
             "idle-h2" => Ok(idle(false, true)),
             "ingest" => Ok(Case::Ingest),
             "fleet" => Ok(Case::Fleet),
+            "writers" => Ok(Case::Writers),
             load => parse_load(load).ok_or_else(|| {
                 "not a case: CLIENTSxRATE (optionally +Nstalled, /h2, :Ss, in that order), \
-                 idle, idle-kept, idle-h2, ingest or fleet"
+                 idle, idle-kept, idle-h2, ingest, fleet or writers"
                     .into()
             }),
         }
@@ -114,6 +117,7 @@ impl Case {
             } => "idle connections, kept alive".into(),
             Case::Ingest => "ingest".into(),
             Case::Fleet => "fleet".into(),
+            Case::Writers => "writers".into(),
         }
     }
 }

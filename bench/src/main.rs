@@ -8,7 +8,7 @@
 //!
 //! - [`args`]: the flags, parsed by clap; [`case`]: the cases `--cases` lists.
 //! - [`bench`]: the core: one load run, its SSE clients, paced writer and bare `LISTEN` client.
-//! - [`load`], [`idle`], [`ingest`], [`fleet`]: the cases; [`hold`]: the helper process (`pgsse-bench
+//! - [`load`], [`idle`], [`ingest`], [`fleet`], [`writers`]: the cases; [`hold`]: the helper process (`pgsse-bench
 //!   hold`) that the idle and fleet cases start to hold more streams than one process may.
 //! - [`gateway`]: the gateway watched from outside; [`report`]: the table and the JSON.
 
@@ -22,6 +22,7 @@ mod idle;
 mod ingest;
 mod load;
 mod report;
+mod writers;
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -145,6 +146,9 @@ async fn run_case(
         Case::Fleet => Ok(CaseResult::Fleet(Box::new(
             fleet::run(args, FLEET_SOURCES).await?,
         ))),
+        Case::Writers => Ok(CaseResult::Writers(
+            writers::run(&args.database_url, args.writers, args.writers_seconds).await?,
+        )),
     }
 }
 
@@ -159,6 +163,7 @@ fn all_clean(results: &Results) -> bool {
         }
         CaseResult::Ingest(r) => r.published == r.notifications,
         CaseResult::Fleet(r) => r.deliveries.clean() && r.failed == 0,
+        CaseResult::Writers(r) => r.clean(),
         CaseResult::Idle(_) => true,
         CaseResult::Failed { .. } => false,
     })

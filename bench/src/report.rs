@@ -10,6 +10,7 @@ use crate::fleet::FleetResult;
 use crate::idle::IdleResult;
 use crate::ingest::IngestResult;
 use crate::load::LoadResult;
+use crate::writers::{Table, WritersResult};
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -18,6 +19,7 @@ pub enum CaseResult {
     Idle(IdleResult),
     Ingest(IngestResult),
     Fleet(Box<FleetResult>),
+    Writers(WritersResult),
     Failed { case: String, error: String },
 }
 
@@ -43,9 +45,10 @@ const HEAD: &str = "\
 |---|---|---|---|---|---|---|---|---|---|
 ";
 
-/// The table and the notes under it.
+/// The table, the writers case's table of its own, and the notes under them.
 pub fn table(results: &Results) -> String {
     let mut out = String::from(HEAD);
+    let mut own = String::new();
     let mut notes = String::new();
     for case in &results.cases {
         match case {
@@ -53,12 +56,53 @@ pub fn table(results: &Results) -> String {
             CaseResult::Idle(r) => idle_row(&mut out, &mut notes, r),
             CaseResult::Ingest(r) => ingest_row(&mut out, &mut notes, r),
             CaseResult::Fleet(r) => fleet_row(&mut out, &mut notes, r),
+            CaseResult::Writers(r) => writers_table(&mut own, &mut notes, r),
             CaseResult::Failed { case, error } => {
                 let _ = writeln!(out, "| {case} | failed: {error} | | | | | | | | |");
             }
         }
     }
-    out + "\n" + &notes
+    if out == HEAD {
+        out.clear();
+    } else {
+        out.push('\n');
+    }
+    out + &own + &notes
+}
+
+fn writers_table(out: &mut String, notes: &mut String, r: &WritersResult) {
+    let tables = [Table::Plain, Table::Notify, Table::Watched, Table::Board];
+    let _ = writeln!(
+        out,
+        "| commits/s, {} connections, {} s each | {} | (c) / (b) |",
+        r.connections,
+        r.seconds,
+        tables.map(Table::label).join(" | ")
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for synchronous_commit in [true, false] {
+        let rates = tables.map(|t| number(r.rate(t, synchronous_commit), 0));
+        let _ = writeln!(
+            out,
+            "| synchronous_commit {} | {} | {}% |",
+            if synchronous_commit { "on" } else { "off" },
+            rates.join(" | "),
+            number(r.watched_percent(synchronous_commit), 0)
+        );
+    }
+    out.push('\n');
+    let _ = writeln!(
+        notes,
+        "- writers: {} connections inserted one row per transaction as fast as they could, {} s \
+         into each table with each setting after {} s of warm-up, the gateway listening; the \
+         watched table took {}% (synchronous_commit on) and {}% (off) of the commits/s of the \
+         table whose trigger calls pg_notify.",
+        r.connections,
+        r.seconds,
+        r.warm_up_seconds,
+        number(r.watched_percent(true), 0),
+        number(r.watched_percent(false), 0)
+    );
 }
 
 fn load_row(out: &mut String, notes: &mut String, r: &LoadResult) {

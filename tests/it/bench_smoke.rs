@@ -1,7 +1,8 @@
 //! The benchmark in miniature: the `pgsse-bench` binary with a few hundred clients and a few
 //! seconds of rows against a gateway of the test's own. Only delivery is asserted (every row
 //! reaches every client once, in order), from the table it prints and the JSON it writes;
-//! figures belong to `make bench`.
+//! figures belong to `make bench`. The writers case runs briefly too: that it reports a figure
+//! for each table and setting, not what the figures are.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -94,6 +95,95 @@ async fn three_hundred_clients_and_twenty_stalled_ones_receive_every_row_once_an
     assert_eq!(stalled["received_before_resuming"], 0, "{report}");
     assert_eq!(stalled["deliveries"], clean(20 * 200), "{report}");
     assert_eq!(stalled["streams_ended"], 0, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writers_case_reports_commits_per_second_for_each_table_with_synchronous_commit_on_and_off(
+) {
+    let app = spawn_app().await;
+    let json = scratch("bench-writers").join("results.json");
+    let (gateway, json_path) = (app.addr.to_string(), json.to_str().unwrap());
+    let mut run = bench(&["--gateway", &gateway, "--database-url", &app.database_url]);
+    run.args([
+        "--cases",
+        "writers",
+        "--writers-seconds",
+        "0.5",
+        "--writers",
+        "3",
+    ]);
+    run.args(["--json", json_path]);
+    let out = timeout(WAIT, run.output())
+        .await
+        .expect("the writers case finishes in time")
+        .expect("pgsse-bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let head = "| commits/s, 3 connections, 0.5 s each | (a) no trigger | (b) pg_notify trigger \
+                | (c) pgsse.watch | (d) board | (c) / (b) |";
+    assert!(stdout.contains(head), "{stdout}");
+    for setting in ["on", "off"] {
+        let label = format!("| synchronous_commit {setting} |");
+        let line = stdout.lines().find(|l| l.starts_with(&label));
+        let line = line.unwrap_or_else(|| panic!("no line {label}:\n{stdout}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // "", the label, four commits/s, the percentage, "".
+        assert_eq!(cells.len(), 8, "{line}");
+        for rate in &cells[2..6] {
+            assert!(rate.parse::<u64>().is_ok_and(|r| r > 0), "{line}");
+        }
+        let percent = cells[6]
+            .strip_suffix('%')
+            .and_then(|p| p.parse::<u64>().ok());
+        assert!(percent.is_some_and(|p| p > 0), "{line}");
+    }
+    assert!(
+        stdout.contains("- writers: 3 connections inserted"),
+        "{stdout}"
+    );
+
+    let results: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = &results["cases"][0];
+    assert_eq!(report["kind"], "writers", "{report}");
+    assert_eq!(report["connections"], 3, "{report}");
+    let runs = report["runs"].as_array().expect("runs");
+    let seen: Vec<(&str, bool)> = runs
+        .iter()
+        .map(|r| {
+            let table = r["table"].as_str().unwrap();
+            (table, r["synchronous_commit"].as_bool().unwrap())
+        })
+        .collect();
+    let tables = ["plain", "notify", "watched", "board"];
+    let expected: Vec<(&str, bool)> = [true, false]
+        .iter()
+        .flat_map(|on| tables.iter().map(move |t| (*t, *on)))
+        .collect();
+    assert_eq!(seen, expected, "{report}");
+    for run in runs {
+        assert!(run["commits"].as_u64().is_some_and(|c| c > 0), "{run}");
+    }
+    // Every commit counted for the watched table made an event; the table was watched only
+    // while the case ran.
+    let counted: u64 = runs
+        .iter()
+        .filter(|r| r["table"] == "watched")
+        .map(|r| r["commits"].as_u64().unwrap())
+        .sum();
+    let sql = app.sql().await;
+    let events = sql
+        .one(
+            "select count(*) from pgsse.event where kind = 'bench.row'",
+            &[],
+        )
+        .await;
+    assert!(
+        events.get::<_, i64>(0) as u64 >= counted,
+        "{counted} commits"
+    );
+    let watches = sql.one("select count(*) from pgsse.watches", &[]).await;
+    assert_eq!(watches.get::<_, i64>(0), 0);
 }
 
 #[tokio::test]
